@@ -1,0 +1,169 @@
+"""The face model: MediaPipe's canonical face mesh turned into a renderable, fittable head model.
+
+Conventions used throughout the project ("image frame"): x to the right, y down, z away from the
+viewer (larger z = farther), all in the same unit. The canonical mesh (centimetres, y up, z towards the
+viewer) is converted once by flipping y and z, so that an image-frame point is ``s * R @ p + t`` with a
+proper rotation R.
+
+Model points are the 468 face-mesh landmarks (the canonical mesh vertices, same order). The render
+mesh adds what the paper's FaceVerse model gets from separate eyeballs and what its mouth lacks:
+
+- the triangles bridging each eye are replaced by a fan around an *eye centre* vertex that is placed at
+  the iris, so the texture's pupil follows the gaze;
+- the triangles bridging the lips are replaced by a *mouth-interior* patch: copies of the inner-lip ring
+  with their own UV region (a disc in a free corner of UV space) and a centre vertex set back behind the
+  lips, so the network has a place for teeth and tongue.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+# Closed vertex loops of the face mesh (MediaPipe topology), in order around the loop.
+RIGHT_EYE_RING = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE_RING = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+INNER_LIP_RING = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
+EYE_CORNERS = ((33, 133), (263, 362))
+"""Outer and inner corner of the right and left eye (subject's right/left)."""
+IRIS_CENTRES = (468, 473)
+"""Landmarks at the centre of the two irises (468-477 exist only with refined landmarks)."""
+NUM_POINTS = 468
+NUM_LANDMARKS = 478
+
+MOUTH_UV_CENTRE = (0.12, 0.90)
+"""Centre of the mouth-interior disc in UV space (a corner the face layout leaves empty)."""
+MOUTH_UV_RADIUS = 0.08
+MOUTH_DEPTH = 1.2
+"""How far (centimetres, head frame) the mouth-interior centre sits behind the inner-lip ring."""
+
+
+@dataclass(frozen=True)
+class CanonicalMesh:
+    """MediaPipe's canonical face mesh in the image-frame convention."""
+
+    vertices: np.ndarray
+    """(468, 3) float64, centimetres, x right, y down, z away from the viewer."""
+    uvs: np.ndarray
+    """(468, 2) float64 in [0, 1], v = 0 at the top of the texture."""
+    triangles: np.ndarray
+    """(898, 3) int64 vertex indices."""
+    procrustes_ids: np.ndarray
+    """(33,) int64 landmark ids of the rigid points used for Procrustes alignment."""
+    procrustes_weights: np.ndarray
+    """(33,) float64 weights of those points."""
+
+
+@functools.lru_cache(maxsize=1)
+def canonical_mesh() -> CanonicalMesh:
+    """Load the canonical mesh shipped in ``tracking/assets`` (see scripts/extract_canonical_mesh.py)."""
+    raw = json.loads(resources.files(__package__).joinpath("assets/canonical_face_mesh.json").read_text())
+    verts = np.asarray(raw["vertices"], np.float64) * np.array([1.0, -1.0, -1.0])
+    weights = np.asarray(raw["procrustes_weights"], np.float64)
+    return CanonicalMesh(verts, np.asarray(raw["uvs"], np.float64), np.asarray(raw["triangles"], np.int64),
+                         weights[:, 0].astype(np.int64), weights[:, 1])
+
+
+def point_weights() -> np.ndarray:
+    """(468,) Procrustes weight per model point (0 for non-rigid points), summing to 1."""
+    mesh = canonical_mesh()
+    w = np.zeros(NUM_POINTS)
+    w[mesh.procrustes_ids] = mesh.procrustes_weights
+    return w / w.sum()
+
+
+@dataclass(frozen=True)
+class RenderTopology:
+    """The render mesh: model points plus the eye and mouth patches.
+
+    Render vertex i takes its position from model point ``source[i]`` when ``source[i] >= 0``; the
+    three derived vertices (two eye centres, one mouth centre) are placed by :func:`render_vertices`.
+    """
+
+    source: np.ndarray
+    """(R,) int64 model point index of each render vertex, -1 for derived vertices."""
+    uvs: np.ndarray
+    """(R, 2) float64 UV coordinates of the render vertices."""
+    triangles: np.ndarray
+    """(F, 3) int64 render vertex indices."""
+    eye_centres: tuple[int, int]
+    """Render vertex indices of the right and left eye centres."""
+    mouth_centre: int
+    """Render vertex index of the mouth-interior centre."""
+    mouth_ring: np.ndarray
+    """(20,) render vertex indices of the inner-lip copies bordering the mouth interior."""
+
+
+def _without_ring_triangles(triangles: np.ndarray, ring: tuple[int, ...]) -> np.ndarray:
+    """Drop the triangles whose three vertices all lie on ``ring`` (those bridging the opening)."""
+    inside = np.isin(triangles, ring).all(axis=1)
+    return triangles[~inside]
+
+
+def _fan(centre: int, ring: list[int] | np.ndarray) -> np.ndarray:
+    """Triangles joining consecutive ring vertices to a centre vertex."""
+    ring = np.asarray(ring)
+    return np.stack([np.full(len(ring), centre), ring, np.roll(ring, -1)], axis=1)
+
+
+@functools.lru_cache(maxsize=1)
+def render_topology() -> RenderTopology:
+    """Build the render mesh (cached): canonical triangles with eye fans and a mouth-interior patch."""
+    mesh = canonical_mesh()
+    tris = mesh.triangles
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING, INNER_LIP_RING):
+        tris = _without_ring_triangles(tris, ring)
+    n = NUM_POINTS
+    eye_r, eye_l, mouth_c = n, n + 1, n + 2
+    mouth_ring = np.arange(n + 3, n + 3 + len(INNER_LIP_RING))
+    source = np.concatenate([np.arange(n), [-1, -1, -1], INNER_LIP_RING])
+    # Mouth disc: the inner-lip copies are spread evenly around a circle in loop order, starting at the
+    # image-left mouth corner (angle pi) and running through the lower lip (v grows downwards).
+    angle = np.pi - 2 * np.pi * np.arange(len(INNER_LIP_RING)) / len(INNER_LIP_RING)
+    disc = np.asarray(MOUTH_UV_CENTRE) + MOUTH_UV_RADIUS * np.stack([np.cos(angle), np.sin(angle)], 1)
+    uvs = np.concatenate([mesh.uvs,
+                          mesh.uvs[list(RIGHT_EYE_RING)].mean(0, keepdims=True),
+                          mesh.uvs[list(LEFT_EYE_RING)].mean(0, keepdims=True),
+                          np.asarray([MOUTH_UV_CENTRE]), disc])
+    tris = np.concatenate([tris, _fan(eye_r, RIGHT_EYE_RING), _fan(eye_l, LEFT_EYE_RING),
+                           _fan(mouth_c, mouth_ring)])
+    return RenderTopology(source, uvs, tris, (eye_r, eye_l), mouth_c, mouth_ring)
+
+
+def eye_frames(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (midpoint of the corners) and width of each eye.
+
+    Args:
+        shape: (..., 468, 3) points in any frame.
+    Returns:
+        centres (..., 2, 3) and widths (..., 2), in the units of ``shape``.
+    """
+    a = shape[..., [c[0] for c in EYE_CORNERS], :]
+    b = shape[..., [c[1] for c in EYE_CORNERS], :]
+    return (a + b) / 2, np.linalg.norm(a - b, axis=-1)
+
+
+def render_vertices(shape: np.ndarray, gaze: np.ndarray) -> np.ndarray:
+    """Positions of all render vertices from model points and gaze, in the head frame.
+
+    Args:
+        shape: (..., 468, 3) model points in the head frame (canonical units, image-frame axes).
+        gaze: (..., 4) iris offsets (dx_right, dy_right, dx_left, dy_left) from each eye's centre, in
+            units of that eye's width (x right, y down).
+    Returns:
+        (..., R, 3) render vertex positions.
+    """
+    topo = render_topology()
+    out = shape[..., np.where(topo.source >= 0, topo.source, 0), :].copy()
+    centres, widths = eye_frames(shape)
+    offsets = gaze.reshape(*gaze.shape[:-1], 2, 2) * widths[..., None]
+    eyes = centres.copy()
+    eyes[..., :2] += offsets
+    out[..., topo.eye_centres, :] = eyes
+    ring = shape[..., list(INNER_LIP_RING), :].mean(-2)
+    ring[..., 2] += MOUTH_DEPTH  # +z is away from the viewer: set the mouth interior back
+    out[..., topo.mouth_centre, :] = ring
+    return out

@@ -1,0 +1,174 @@
+"""Fitting the face model to a whole video's landmarks (paper Eq. 1-2, with the MediaPipe mesh).
+
+Per frame: scale, rotation and translation by weighted Procrustes on the rigid points; the subject's
+identity shape is the per-vertex median of the first frames, aligned; the expression is K coefficients
+of a basis learnt from the subject's own video, solved by regularised least squares; gaze comes from the
+iris landmarks. Missing frames are filled by interpolating the parameters, and everything is smoothed
+over time.
+
+Coordinates: landmarks and translations are *crop-normalised* (x, y in [0, 1] over the crop, z in the
+same unit); shapes are in the *head frame* (canonical centimetres, image-frame axes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+from .expression import learn_basis, solve_coefficients
+from .face_model import IRIS_CENTRES, NUM_POINTS, canonical_mesh, eye_frames, point_weights, render_vertices
+from .procrustes import apply_similarity, euler_degrees, invert_similarity, weighted_procrustes
+from .smoothing import smooth_offline
+
+
+@dataclass
+class SubjectModel:
+    """The subject's personal face model (the analogue of FaceVerse's fitted shape and texture)."""
+
+    identity: np.ndarray
+    """(468, 3) neutral shape in the head frame."""
+    basis: np.ndarray
+    """(K, 468, 3) expression basis (orthonormal as 1404-vectors)."""
+    coeff_rms: np.ndarray
+    """(K,) root-mean-square of each coefficient over the video."""
+    coeff_min: np.ndarray
+    """(K,) smallest coefficient seen in the video (for clamping transferred expressions)."""
+    coeff_max: np.ndarray
+    """(K,) largest coefficient seen in the video."""
+    texture: np.ndarray | None = None
+    """(T, T, 3) uint8 RGB texture in UV space, or None before it is baked."""
+
+    def shape(self, expression: np.ndarray) -> np.ndarray:
+        """(N, K) coefficients -> (N, 468, 3) head-frame shapes."""
+        return self.identity + np.einsum("nk,kpc->npc", expression, self.basis)
+
+
+@dataclass
+class FrameParams:
+    """Per-frame parameters of the fitted model (N frames)."""
+
+    tracked: np.ndarray
+    """(N,) bool: a face was found in this frame (False: filled by interpolation)."""
+    scale: np.ndarray
+    """(N,) crop-normalised units per head-frame unit."""
+    rotation: np.ndarray
+    """(N, 3, 3) head-to-image rotation."""
+    translation: np.ndarray
+    """(N, 3) crop-normalised translation."""
+    expression: np.ndarray
+    """(N, K) expression coefficients."""
+    gaze: np.ndarray
+    """(N, 4) iris offsets from each eye's centre in eye widths (right dx, dy, left dx, dy)."""
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.scale)
+
+    def euler(self) -> np.ndarray:
+        """(N, 3) yaw, pitch, roll in degrees."""
+        return euler_degrees(self.rotation)
+
+    def points(self, subject: SubjectModel) -> np.ndarray:
+        """(N, 468, 3) crop-normalised model points."""
+        return apply_similarity(subject.shape(self.expression), self.scale, self.rotation, self.translation)
+
+    def vertices(self, subject: SubjectModel) -> np.ndarray:
+        """(N, R, 3) crop-normalised render-mesh vertices (with eye and mouth patches)."""
+        head = render_vertices(subject.shape(self.expression), self.gaze)
+        return apply_similarity(head, self.scale, self.rotation, self.translation)
+
+
+def _gaze(aligned: np.ndarray, landmarks_head: np.ndarray) -> np.ndarray:
+    """Iris offsets (N, 4) in eye widths, from head-frame points (N, 478, 3)."""
+    centres, widths = eye_frames(aligned)
+    iris = landmarks_head[:, list(IRIS_CENTRES), :2]
+    # MediaPipe's iris order is not documented per side: pair each iris with its nearest eye.
+    d = np.linalg.norm(np.median(iris, 0)[:, None] - np.median(centres[..., :2], 0)[None], axis=-1)
+    if d[0, 1] + d[1, 0] < d[0, 0] + d[1, 1]:
+        iris = iris[:, ::-1]
+    return ((iris - centres[..., :2]) / widths[..., None]).reshape(len(aligned), 4)
+
+
+def _interpolate(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Fill rows where ``known`` is False by linear interpolation over the frame index (held at the ends)."""
+    out = values.copy()
+    idx = np.arange(len(values))
+    for c in range(values.shape[1]):
+        out[~known, c] = np.interp(idx[~known], idx[known], values[known, c])
+    return out
+
+
+def _interpolate_rotations(rot: np.ndarray, known: np.ndarray) -> np.ndarray:
+    idx = np.arange(len(rot))
+    k = idx[known]
+    if len(k) == 1:
+        return np.repeat(rot[known], len(rot), 0)
+    q = np.clip(idx, k[0], k[-1]).astype(np.float64)
+    return Slerp(k, Rotation.from_matrix(rot[known]))(q).as_matrix()
+
+
+def _align(shape: np.ndarray, targets: np.ndarray, weights: np.ndarray):
+    s, r, t = weighted_procrustes(shape, targets, weights)
+    return s, r, t, invert_similarity(targets, s, r, t)
+
+
+def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expression_dims: int = 32,
+                  expression_reg: float = 1e-3, identity_frames: int = 100, smooth: float = 1.0,
+                  iterations: int = 2) -> tuple[SubjectModel, FrameParams]:
+    """Fit the face model to a video's landmarks.
+
+    Args:
+        landmarks: (N, 478, 3) crop-normalised landmarks (rows of untracked frames are ignored).
+        tracked: (N,) bool, True where a face was found; at least one frame.
+        fps: frame rate (for smoothing).
+        expression_dims: K.
+        expression_reg: ridge weight of the expression solve (relative).
+        identity_frames: how many first tracked frames define the identity (per-vertex median).
+        smooth: smoothing strength (0 = off).
+        iterations: alternations of the rigid fit (Eq. 1) and the expression solve (Eq. 2).
+    Returns:
+        the subject model (without texture) and the per-frame parameters (all N frames).
+    """
+    tracked = np.asarray(tracked, bool)
+    obs = landmarks[tracked]
+    pts = obs[:, :NUM_POINTS]
+    w = point_weights()
+    _, _, _, aligned = _align(canonical_mesh().vertices, pts, w)
+    identity = np.median(aligned[:identity_frames], axis=0)
+    s, r, t, aligned = _align(identity, pts, w)
+    residual = aligned - identity
+    basis, _ = learn_basis(residual, expression_dims)
+    coeffs = solve_coefficients(residual, basis, reg=expression_reg)
+    for _ in range(iterations - 1):  # re-fit the pose to the expressive shape, then the expression again
+        shape = identity + np.einsum("nk,kpc->npc", coeffs, basis)
+        s, r, t = weighted_procrustes(shape, pts, w)
+        aligned = invert_similarity(pts, s, r, t)
+        coeffs = solve_coefficients(aligned - identity, basis, reg=expression_reg)
+    gaze = _gaze(aligned, invert_similarity(obs, s, r, t))
+    n = len(landmarks)
+
+    def full(a: np.ndarray) -> np.ndarray:
+        out = np.zeros((n, *a.shape[1:]))
+        out[tracked] = a
+        return out
+
+    rot = _interpolate_rotations(full(r), tracked)
+    flat = _interpolate(np.concatenate([np.log(full(s) + (~tracked))[:, None], full(t), full(coeffs),
+                                        full(gaze)], 1), tracked)
+    # Smooth rotations as rotation vectors relative to the median pose (well inside +-180 deg).
+    ref = Rotation.from_matrix(rot).mean()
+    rotvec = (ref.inv() * Rotation.from_matrix(rot)).as_rotvec()
+    both = smooth_offline(np.concatenate([rotvec, flat], 1), fps, smooth)
+    rot = (ref * Rotation.from_rotvec(both[:, :3])).as_matrix()
+    k = coeffs.shape[1]
+    params = FrameParams(tracked, np.exp(both[:, 3]), rot, both[:, 4:7], both[:, 7:7 + k], both[:, 7 + k:])
+    subject = SubjectModel(identity, basis, np.sqrt((coeffs ** 2).mean(0)), coeffs.min(0), coeffs.max(0))
+    return subject, params
+
+
+def reprojection_error(subject: SubjectModel, params: FrameParams, landmarks: np.ndarray) -> np.ndarray:
+    """(N,) mean 2D distance between the fitted model points and the 468 landmarks, crop-normalised
+    (multiply by a render size for pixels); NaN for untracked frames."""
+    d = np.linalg.norm(params.points(subject)[..., :2] - landmarks[:, :NUM_POINTS, :2], axis=-1).mean(-1)
+    return np.where(params.tracked, d, np.nan)

@@ -1,0 +1,69 @@
+"""Rigid part of the fit (paper Eq. 1): weighted orthogonal Procrustes with scale, solved by SVD.
+
+All functions are vectorised over a leading frame axis.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+
+def weighted_procrustes(src: np.ndarray, dst: np.ndarray, weights: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Similarity transform minimising ``sum_i w_i |s R src_i + t - dst_i|^2`` (Umeyama, weighted).
+
+    Args:
+        src: (P, 3) or (N, P, 3) model points.
+        dst: (N, P, 3) observed points.
+        weights: (P,) non-negative point weights.
+    Returns:
+        scale (N,), rotation (N, 3, 3) proper (det = +1), translation (N, 3).
+    """
+    w = weights / weights.sum()
+    src = np.broadcast_to(src, dst.shape)
+    mu_s = np.einsum("p,npc->nc", w, src)
+    mu_d = np.einsum("p,npc->nc", w, dst)
+    xs, xd = src - mu_s[:, None], dst - mu_d[:, None]
+    cov = np.einsum("p,npi,npj->nij", w, xd, xs)  # (N, 3, 3) weighted cross-covariance dst x src^T
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt))  # reflection fix: flip the weakest axis when det < 0
+    fix = np.ones((len(dst), 3))
+    fix[:, 2] = d
+    rot = u @ (fix[:, :, None] * vt)
+    var_s = np.einsum("p,npc->n", w, xs ** 2)
+    scale = (sig * fix).sum(1) / var_s
+    trans = mu_d - scale[:, None] * np.einsum("nij,nj->ni", rot, mu_s)
+    return scale, rot, trans
+
+
+def apply_similarity(points: np.ndarray, scale: np.ndarray, rotation: np.ndarray,
+                     translation: np.ndarray) -> np.ndarray:
+    """``s R p + t`` for (N, P, 3) points and per-frame (N,), (N, 3, 3), (N, 3) parameters."""
+    return scale[:, None, None] * np.einsum("nij,npj->npi", rotation, points) + translation[:, None]
+
+
+def invert_similarity(points: np.ndarray, scale: np.ndarray, rotation: np.ndarray,
+                      translation: np.ndarray) -> np.ndarray:
+    """``R^T (p - t) / s``: image-frame points back into the head frame."""
+    return np.einsum("nji,npj->npi", rotation, points - translation[:, None]) / scale[:, None, None]
+
+
+def euler_degrees(rotation: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations -> (N, 3) yaw, pitch, roll in degrees.
+
+    Intrinsic Y-X-Z angles in the image frame (x right, y down, z away from the viewer): yaw about the
+    vertical axis, pitch about the horizontal axis, roll in the image plane.
+    """
+    return Rotation.from_matrix(rotation).as_euler("YXZ", degrees=True)
+
+
+def rotation_from_euler(angles: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`euler_degrees`: (N, 3) yaw, pitch, roll in degrees -> (N, 3, 3)."""
+    return Rotation.from_euler("YXZ", np.asarray(angles, np.float64).reshape(-1, 3), degrees=True).as_matrix()
+
+
+def rotation_angle_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Geodesic angle in degrees between rotations a and b, both (N, 3, 3)."""
+    rel = np.einsum("nji,njk->nik", a, b)
+    cos = (np.trace(rel, axis1=1, axis2=2) - 1) / 2
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
