@@ -190,21 +190,7 @@ class VideoWriter:
 
     def _mux_audio(self) -> None:
         src, start, duration = self.audio
-        aout = self._audio_stream
-        with av.open(str(src)) as inp:
-            ain = inp.streams.audio[0]
-            resampler = av.AudioResampler(format="fltp", layout="stereo" if ain.channels > 1 else "mono",
-                                          rate=aout.codec_context.sample_rate)
-            end = None if duration is None else start + duration
-            for frame in inp.decode(ain):
-                if frame.time is not None and (frame.time < start or (end is not None and frame.time >= end)):
-                    continue
-                for rf in resampler.resample(frame):
-                    rf.pts = None
-                    for packet in aout.encode(rf):
-                        self._container.mux(packet)
-            for packet in aout.encode(None):
-                self._container.mux(packet)
+        transcode_audio(src, self._container, self._audio_stream, start, duration)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
@@ -221,3 +207,80 @@ class VideoWriter:
             raise
         self._ctx.__exit__(exc_type, exc, tb)
         return False
+
+
+def transcode_audio(src: Path, container, stream, start: float = 0.0, duration: float | None = None) -> None:
+    """Decode the first audio stream of ``src`` between ``start`` and ``start + duration`` seconds and
+    encode it into ``stream`` (AAC) of the open output ``container``."""
+    end = None if duration is None else start + duration
+    with av.open(str(src)) as inp:
+        ain = inp.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout="stereo" if ain.channels > 1 else "mono",
+                                      rate=stream.codec_context.sample_rate)
+        for frame in inp.decode(ain):
+            if frame.time is not None and (frame.time < start or (end is not None and frame.time >= end)):
+                continue
+            for rf in resampler.resample(frame):
+                rf.pts = None
+                for packet in stream.encode(rf):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def write_audio(src: str | Path, dst: str | Path, start: float = 0.0, duration: float | None = None) -> bool:
+    """Write the audio of ``src`` (trimmed) to an AAC ``.m4a`` file, atomically.
+
+    Returns False (and writes nothing) when ``src`` has no audio stream.
+    """
+    src = Path(src)
+    with av.open(str(src)) as inp:
+        if not inp.streams.audio:
+            return False
+        rate = inp.streams.audio[0].codec_context.sample_rate or 44100
+    with atomic_file(Path(dst), suffix=".m4a") as tmp:
+        with av.open(str(tmp), "w", format="mp4") as out:
+            stream = out.add_stream("aac", rate=rate)
+            transcode_audio(src, out, stream, start, duration)
+    return True
+
+
+def prefetch(items: Iterator, depth: int = 8) -> Iterator:
+    """Run an iterator in a background thread, ``depth`` items ahead (decoding overlaps processing).
+
+    Exceptions raised by the iterator are re-raised in the consumer.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a worker waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -10,9 +11,9 @@ import numpy as np
 class CropBox:
     """A square region of the source frames, in source pixels."""
 
-    x0: float
-    y0: float
-    side: float
+    x0: int
+    y0: int
+    side: int
 
     def normalise(self, points: np.ndarray) -> np.ndarray:
         """Source-pixel points (..., >=2) -> crop-normalised: x, y in [0, 1] over the crop, z / side."""
@@ -21,13 +22,8 @@ class CropBox:
         out[..., 1] -= self.y0 / self.side
         return out
 
-    def affine(self, size: int) -> np.ndarray:
-        """(2, 3) matrix mapping source pixel coordinates to output pixels of a ``size`` x ``size`` crop."""
-        k = size / self.side
-        return np.array([[k, 0.0, -k * self.x0], [0.0, k, -k * self.y0]])
-
-    def as_list(self) -> list[float]:
-        return [round(self.x0, 3), round(self.y0, 3), round(self.side, 3)]
+    def as_dict(self) -> dict[str, int]:
+        return {"x0": self.x0, "y0": self.y0, "side": self.side}
 
 
 def face_size(boxes: np.ndarray) -> float:
@@ -54,7 +50,16 @@ def choose_crop(boxes: np.ndarray, width: int, height: int, portrait_scale: floa
     cy += 0.1 * size
     travel = np.percentile(centres, 95, 0) - np.percentile(centres, 5, 0)
     side = max(portrait_scale * crop_scale * size, portrait_scale * size + float(travel.max()))
-    side = min(side, width, height)
-    x0 = float(np.clip(cx - side / 2, 0, width - side))
-    y0 = float(np.clip(cy - side / 2, 0, height - side))
-    return CropBox(x0, y0, float(side))
+    side = int(round(min(side, width, height)))  # whole pixels: the crop is a plain slice
+    x0 = int(round(np.clip(cx - side / 2, 0, width - side)))
+    y0 = int(round(np.clip(cy - side / 2, 0, height - side)))
+    return CropBox(x0, y0, side)
+
+
+def crop_frame(rgb: np.ndarray, box: CropBox, size: int) -> np.ndarray:
+    """Cut ``box`` out of an (H, W, 3) frame and resize it to (size, size, 3) (area filter when shrinking)."""
+    x0, y0, side = int(box.x0), int(box.y0), int(box.side)
+    patch = rgb[y0:y0 + side, x0:x0 + side]
+    if side == size:
+        return np.ascontiguousarray(patch)
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_CUBIC)

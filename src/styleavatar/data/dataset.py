@@ -1,0 +1,147 @@
+"""The dataset format (documented in docs/dataset-format.md) and a reader for it.
+
+A dataset is a folder; it is complete when ``meta.json`` exists with ``format == "styleavatar-dataset"``
+(it is the last file written, and the folder is renamed into place only after it).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from ..errors import UserError
+from ..tracking.fit import FrameParams, SubjectModel
+from ..tracking.face_model import render_topology
+
+FORMAT = "styleavatar-dataset"
+FORMAT_VERSION = 1
+FACE_MODEL_FORMAT = "styleavatar-face-model"
+FACE_MODEL_VERSION = 1
+
+
+def frame_name(i: int) -> str:
+    return f"{i:06d}"
+
+
+def save_face_model(folder: Path, subject: SubjectModel) -> None:
+    """Write ``face_model.safetensors`` (arrays) and ``face_model.json`` (what they mean)."""
+    topo = render_topology()
+    tensors = {
+        "identity": subject.identity.astype(np.float32),
+        "basis": subject.basis.astype(np.float32),
+        "coeff_rms": subject.coeff_rms.astype(np.float32),
+        "coeff_min": subject.coeff_min.astype(np.float32),
+        "coeff_max": subject.coeff_max.astype(np.float32),
+        "texture": subject.texture.astype(np.uint8),
+        "render_uvs": topo.uvs.astype(np.float32),
+        "render_triangles": topo.triangles.astype(np.int32),
+        "render_source": topo.source.astype(np.int32),
+    }
+    save_file(tensors, str(folder / "face_model.safetensors"))
+    (folder / "face_model.json").write_text(json.dumps({
+        "format": FACE_MODEL_FORMAT, "version": FACE_MODEL_VERSION,
+        "expression_dims": int(subject.basis.shape[0]), "points": int(subject.identity.shape[0]),
+        "texture_size": int(subject.texture.shape[0]),
+        "head_frame": "canonical MediaPipe face mesh units (cm); x right, y down, z away from the viewer",
+    }, indent=2) + "\n")
+
+
+def load_face_model(folder: Path) -> SubjectModel:
+    t = load_file(str(Path(folder) / "face_model.safetensors"))
+    return SubjectModel(t["identity"].astype(np.float64), t["basis"].astype(np.float64),
+                        t["coeff_rms"].astype(np.float64), t["coeff_min"].astype(np.float64),
+                        t["coeff_max"].astype(np.float64), t["texture"])
+
+
+def save_params(path: Path, params: FrameParams, landmarks: np.ndarray, times: np.ndarray,
+                source_index: np.ndarray) -> None:
+    """Write the per-frame parameters (see docs/dataset-format.md for each array)."""
+    save_file({
+        "tracked": params.tracked.astype(np.uint8),
+        "scale": params.scale.astype(np.float32),
+        "rotation": params.rotation.astype(np.float32),
+        "euler_deg": params.euler().astype(np.float32),
+        "translation": params.translation.astype(np.float32),
+        "expression": params.expression.astype(np.float32),
+        "gaze": params.gaze.astype(np.float32),
+        "landmarks": np.nan_to_num(landmarks, nan=-1.0).astype(np.float32),
+        "time": times.astype(np.float64),
+        "source_index": source_index.astype(np.int64),
+    }, str(path))
+
+
+def load_params(path: Path) -> tuple[FrameParams, dict[str, np.ndarray]]:
+    """Per-frame parameters and the raw arrays of ``params.safetensors``."""
+    t = load_file(str(path))
+    f64 = {k: v.astype(np.float64) for k, v in t.items() if v.dtype.kind == "f"}
+    params = FrameParams(t["tracked"].astype(bool), f64["scale"], f64["rotation"], f64["translation"],
+                         f64["expression"], f64["gaze"])
+    return params, t
+
+
+def is_complete(folder: Path) -> bool:
+    """True when ``folder`` holds a finished dataset (its meta.json was written)."""
+    try:
+        return json.loads((folder / "meta.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class Dataset:
+    """Read access to a preprocessed dataset folder."""
+
+    root: Path
+    meta: dict
+    params: FrameParams
+    arrays: dict[str, np.ndarray]
+    subject: SubjectModel
+
+    @classmethod
+    def open(cls, root: str | Path) -> "Dataset":
+        root = Path(root)
+        if not is_complete(root):
+            raise UserError(f"not a complete styleavatar dataset: {root} (run `styleavatar preprocess`)")
+        meta = json.loads((root / "meta.json").read_text())
+        if meta.get("version", 0) > FORMAT_VERSION:
+            raise UserError(f"{root} has dataset format version {meta['version']}; this styleavatar reads "
+                            f"up to {FORMAT_VERSION}: upgrade styleavatar")
+        params, arrays = load_params(root / "params.safetensors")
+        return cls(root, meta, params, arrays, load_face_model(root))
+
+    def __len__(self) -> int:
+        return int(self.meta["frame_count"])
+
+    @property
+    def train_indices(self) -> range:
+        return range(*self.meta["split"]["train"])
+
+    @property
+    def test_indices(self) -> range:
+        return range(*self.meta["split"]["test"])
+
+    def frame(self, i: int) -> np.ndarray:
+        """(size, size, 3) uint8 RGB frame."""
+        return cv2.cvtColor(cv2.imread(str(self.root / "frames" / f"{frame_name(i)}.jpg")), cv2.COLOR_BGR2RGB)
+
+    def mask(self, i: int) -> np.ndarray:
+        """(size, size) float32 person mask in [0, 1]."""
+        return cv2.imread(str(self.root / "masks" / f"{frame_name(i)}.png"), cv2.IMREAD_GRAYSCALE) / np.float32(255)
+
+    def render(self, i: int) -> np.ndarray:
+        """(render_size, render_size, 3) uint8 RGB texture render."""
+        return cv2.cvtColor(cv2.imread(str(self.root / "renders" / f"{frame_name(i)}.png")), cv2.COLOR_BGR2RGB)
+
+    def uv(self, i: int) -> np.ndarray:
+        """(render_size, render_size, 3) float32 UV render: u, v in [0, 1], coverage in {0, 1}."""
+        raw = cv2.imread(str(self.root / "uv" / f"{frame_name(i)}.png"), cv2.IMREAD_UNCHANGED)
+        return raw[..., ::-1].astype(np.float32) / 65535.0
+
+
+def encode_uv(uv: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float UV render -> uint16 BGR image for cv2.imwrite (so the file's R channel is u)."""
+    return np.round(np.clip(uv[..., ::-1], 0, 1) * 65535).astype(np.uint16)

@@ -1,0 +1,363 @@
+"""``styleavatar preprocess``: a portrait video becomes a tracked, rendered training dataset.
+
+Passes over the video (decoding is cheap next to the rest, so frames are decoded again rather than held
+in memory):
+
+1. track: decode, MediaPipe landmarks of the subject per frame;
+2. fit: crop box from the face boxes, face model fit (identity, expression basis, per-frame parameters),
+   smoothing and filling of untracked frames;
+3. texture: decode a few frontal, near-neutral frames and bake the subject's UV texture;
+4. write: decode, crop, person mask, UV and texture renders, files and the ``track.mp4`` preview.
+
+Everything is written into a hidden ``.NAME.partial`` folder renamed into place at the end. The tracking
+of pass 1 is checkpointed there, so an interrupted run resumes from it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from tqdm import tqdm
+
+from .. import __version__
+from ..config import PreprocessConfig, to_dict, to_json
+from ..errors import UserError
+from ..io.atomic import partial_path, remove
+from ..io.video import VideoInfo, VideoWriter, prefetch, probe, read_frames, write_audio
+from ..rendering.rasterize import Rasterizer, make_rasterizer
+from ..rendering.render import bake_texture, render_frame
+from ..tracking.crop import CropBox, choose_crop, crop_frame, face_size
+from ..tracking.fit import FrameParams, SubjectModel, fit_landmarks, reprojection_error
+from ..tracking.landmarks import FaceTracker, detect_face_boxes, landmark_box
+from ..tracking.segmentation import PersonSegmenter
+from .dataset import (FORMAT, FORMAT_VERSION, encode_uv, frame_name, is_complete, save_face_model,
+                      save_params)
+
+SUBFOLDERS = ("frames", "masks", "renders", "uv")
+
+
+@dataclass
+class PreprocessSummary:
+    """What a preprocess run produced."""
+
+    output: Path
+    frames: int
+    tracked_fraction: float
+    seconds: float
+    reprojection_px: float
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in each step: decode, landmarks, fit, texture, render, mask, write, preview."""
+    resumed: bool = False
+
+    def describe(self) -> str:
+        return (f"wrote {self.output}: {self.frames} frames, {100 * self.tracked_fraction:.1f}% tracked, "
+                f"landmark error {self.reprojection_px:.2f} px, {self.seconds:.1f} s "
+                f"({self.frames / max(self.seconds, 1e-9):.1f} frames/s)")
+
+
+class _Clock:
+    """Accumulates seconds per named step."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - since
+        return now
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path exists and is a file, not a dataset folder: {out}")
+    if out.is_dir() and not force:
+        if is_complete(out):
+            raise UserError(f"{out} already holds a complete dataset; use --force to overwrite it")
+        if any(out.iterdir()):
+            raise UserError(f"{out} exists and is not a styleavatar dataset; choose another path or use --force")
+
+
+def _expected_frames(info: VideoInfo, cfg: PreprocessConfig) -> int:
+    n = int(round(info.duration * cfg.fps)) if cfg.fps else info.frame_count
+    return min(n, cfg.max_frames) if cfg.max_frames else n
+
+
+def _timed_frames(video: Path, cfg: PreprocessConfig, clock: _Clock):
+    """Decoded frames in a background thread; decoding time is booked under 'decode'."""
+    def gen():
+        it = read_frames(video, cfg.fps, cfg.max_frames)
+        while True:
+            t = time.perf_counter()
+            try:
+                frame = next(it)
+            except StopIteration:
+                return
+            clock.add("decode", t)
+            yield frame
+    return prefetch(gen())
+
+
+def _track(video: Path, info: VideoInfo, cfg: PreprocessConfig, clock: _Clock, progress: bool):
+    """Pass 1: landmarks of the subject in every frame (NaN rows where not found)."""
+    tracker = FaceTracker(cfg.max_faces)
+    marks, times, sources, misses = [], [], [], []
+    bar = tqdm(total=_expected_frames(info, cfg), desc="tracking", unit="frame", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    try:
+        for frame in _timed_frames(video, cfg, clock):
+            t = time.perf_counter()
+            lm = tracker(frame.rgb)
+            clock.add("landmarks", t)
+            if lm is None:
+                lm = np.full((478, 3), np.nan)
+                if len(misses) < 8 and (not misses or frame.index - misses[-1][0] >= info.fps):
+                    misses.append((frame.index, frame.rgb))
+            marks.append(lm)
+            times.append(frame.time)
+            sources.append(frame.source_index)
+            bar.update()
+    finally:
+        bar.close()
+        tracker.close()
+    if not marks:
+        raise UserError(f"cannot read video {video}: no frames decoded")
+    return np.stack(marks), np.array(times), np.array(sources), misses
+
+
+def _explain_missing_face(video: Path, misses: list, cfg: PreprocessConfig, fraction: float) -> UserError:
+    """Say why tracking failed: a face too small, a sideways video, or simply no face."""
+    small = []
+    for _, rgb in misses:
+        for box in detect_face_boxes(rgb):
+            small.append(max(box[2] - box[0], box[3] - box[1]))
+    if small and max(small) < cfg.min_face_px:
+        return UserError(f"face too small in {video.name}: about {max(small):.0f} px (need >= {cfg.min_face_px} px); "
+                         "use a closer or higher-resolution video")
+    for _, rgb in misses[:4]:
+        for k, name in ((1, "counter-clockwise"), (3, "clockwise")):
+            tracker = FaceTracker(1, static=True)
+            found = tracker(np.rot90(rgb, k)) is not None
+            tracker.close()
+            if found:
+                return UserError(f"{video.name} is sideways: the face is upright only when the video is turned 90 "
+                                 f"degrees {name}; rotate the video (or fix its rotation metadata) first")
+    if fraction == 0:
+        return UserError(f"no face found in {video.name}")
+    return UserError(f"a face was found in only {100 * fraction:.0f}% of the frames of {video.name} "
+                     f"(need {100 * cfg.min_tracked_fraction:.0f}%); trim the video to where the face is visible")
+
+
+def _tracking_key(video_sha: str, cfg: PreprocessConfig) -> dict:
+    return {"sha256": video_sha, "fps": cfg.fps, "max_frames": cfg.max_frames, "max_faces": cfg.max_faces}
+
+
+def _load_checkpoint(partial: Path, key: dict):
+    try:
+        if json.loads((partial / "tracking.json").read_text()) != key:
+            return None
+        t = load_file(str(partial / "tracking.safetensors"))
+        return t["landmarks"], t["time"], t["source_index"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _texture_frames(params: FrameParams, subject: SubjectModel, count: int) -> np.ndarray:
+    """Indices of the most frontal, most neutral tracked frames, spread over the video."""
+    euler = np.abs(params.euler())
+    neutral = np.linalg.norm(params.expression / (subject.coeff_rms + 1e-8), axis=1)
+    score = euler[:, 0] + euler[:, 1] + 2.0 * neutral + np.where(params.tracked, 0, 1e6)
+    # Best frame of each of `count` equal segments, so lighting changes over the video are averaged.
+    segments = np.array_split(np.arange(len(score)), min(count, len(score)))
+    return np.array([seg[np.argmin(score[seg])] for seg in segments if len(seg)])
+
+
+def _bake(video: Path, cfg: PreprocessConfig, crop: CropBox, verts: np.ndarray, params: FrameParams,
+          subject: SubjectModel, rasterizer: Rasterizer) -> np.ndarray:
+    wanted = set(_texture_frames(params, subject, cfg.texture_frames).tolist())
+    frames, vs = [], []
+    for frame in read_frames(video, cfg.fps, max(wanted) + 1):
+        if frame.index in wanted:
+            frames.append(crop_frame(frame.rgb, crop, cfg.size))
+            vs.append(verts[frame.index])
+    return bake_texture(rasterizer, frames, vs, cfg.texture_size)
+
+
+def _preview_row(crop_rgb: np.ndarray, tex: np.ndarray, uv: np.ndarray, mask: np.ndarray, r: int) -> np.ndarray:
+    small = cv2.resize(crop_rgb, (r, r), interpolation=cv2.INTER_AREA)
+    m = cv2.resize(mask, (r, r), interpolation=cv2.INTER_AREA)
+    return np.concatenate([small, tex, np.round(uv * 255).astype(np.uint8), np.repeat(m[..., None], 3, 2)], 1)
+
+
+def _write_frames(video: Path, info: VideoInfo, cfg: PreprocessConfig, crop: CropBox, verts: np.ndarray,
+                  texture: np.ndarray, rasterizer: Rasterizer, root: Path, clock: _Clock, progress: bool) -> int:
+    """Pass 4: frames, masks, renders, UV renders and the preview video."""
+    for sub in SUBFOLDERS:
+        (root / sub).mkdir(exist_ok=True)
+    segmenter = PersonSegmenter()
+    pending: list[Future] = []
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality]
+    r = cfg.render_size
+    bar = tqdm(total=len(verts), desc="rendering", unit="frame", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    writer = VideoWriter(root / "track.mp4", info.fps if cfg.fps is None else cfg.fps, crf=23) if cfg.preview else None
+    count = 0
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            if writer:
+                writer.__enter__()
+            for frame in _timed_frames(video, cfg, clock):
+                t = time.perf_counter()
+                rgb = crop_frame(frame.rgb, crop, cfg.size)
+                t = clock.add("crop", t)
+                mask = np.round(segmenter(rgb) * 255).astype(np.uint8)
+                t = clock.add("mask", t)
+                uv, tex = render_frame(rasterizer, verts[frame.index], texture, r)
+                t = clock.add("render", t)
+                name = frame_name(frame.index)
+                pending += [
+                    pool.submit(cv2.imwrite, str(root / "frames" / f"{name}.jpg"), rgb[..., ::-1], jpeg),
+                    pool.submit(cv2.imwrite, str(root / "masks" / f"{name}.png"), mask),
+                    pool.submit(cv2.imwrite, str(root / "renders" / f"{name}.png"), tex[..., ::-1]),
+                    pool.submit(cv2.imwrite, str(root / "uv" / f"{name}.png"), encode_uv(uv)),
+                ]
+                if writer:
+                    writer.write(_preview_row(rgb, tex, uv, mask, r))
+                t = clock.add("preview", t)
+                while len(pending) > 64:  # bound memory; surface write errors early
+                    if not pending.pop(0).result():
+                        raise UserError(f"cannot write into {root} (disk full or not writable?)")
+                clock.add("write", t)
+                count += 1
+                bar.update()
+            t = time.perf_counter()
+            if not all(f.result() for f in pending):
+                raise UserError(f"cannot write into {root} (disk full or not writable?)")
+            clock.add("write", t)
+            if writer:
+                writer.__exit__(None, None, None)
+        except BaseException:
+            if writer and writer._container is not None:
+                writer.__exit__(*sys.exc_info())
+            raise
+        finally:
+            bar.close()
+            segmenter.close()
+    return count
+
+
+def preprocess(video: str | Path, output: str | Path, config: PreprocessConfig = PreprocessConfig(),
+               force: bool = False, progress: bool = True, log=print) -> PreprocessSummary:
+    """Turn a portrait video into a dataset folder (see docs/dataset-format.md).
+
+    Args:
+        video: any video file ffmpeg reads.
+        output: dataset folder to create.
+        config: preprocessing options.
+        force: overwrite an existing dataset and discard an interrupted run.
+        progress: show progress bars on stderr.
+        log: where one-line status messages go.
+    Raises:
+        UserError: bad input (unreadable video, no or too small face, sideways video, bad output path).
+    """
+    start = time.perf_counter()
+    video, out = Path(video), Path(output)
+    cfg = config
+    _check_output(out, force)
+    info = probe(video)
+    clock = _Clock()
+    sha = sha256_file(video)
+    partial = partial_path(out)
+    key = _tracking_key(sha, cfg)
+    ckpt = None if force else _load_checkpoint(partial, key)
+    if ckpt is None:
+        remove(partial)
+        partial.mkdir(parents=True)
+        landmarks, times, sources, misses = _track(video, info, cfg, clock, progress)
+        tracked = ~np.isnan(landmarks[:, 0, 0])
+        fraction = float(tracked.mean())
+        if fraction < cfg.min_tracked_fraction:
+            raise _explain_missing_face(video, misses, cfg, fraction)
+        save_file({"landmarks": landmarks, "time": times, "source_index": sources},
+                  str(partial / "tracking.safetensors"))
+        (partial / "tracking.json").write_text(json.dumps(key))
+    else:
+        log(f"resuming: reusing the tracking saved by an interrupted run in {partial}")
+        landmarks, times, sources = ckpt
+        tracked = ~np.isnan(landmarks[:, 0, 0])
+        fraction = float(tracked.mean())
+
+    t = time.perf_counter()
+    boxes = landmark_box(landmarks[tracked])
+    size_px = face_size(boxes)
+    if size_px < cfg.min_face_px:
+        raise UserError(f"face too small in {video.name}: {size_px:.0f} px (need >= {cfg.min_face_px} px); "
+                        "use a closer or higher-resolution video")
+    crop = choose_crop(boxes, info.width, info.height, cfg.portrait_scale, cfg.crop_scale)
+    norm = crop.normalise(landmarks)
+    fps = cfg.fps or info.fps
+    subject, params = fit_landmarks(norm, tracked, fps, cfg.expression_dims, cfg.expression_reg,
+                                    cfg.identity_frames, cfg.smooth)
+    roll = float(np.median(params.euler()[tracked, 2]))
+    if abs(roll) > 60:
+        raise UserError(f"{video.name} is sideways: the face is rolled {roll:.0f} degrees in the image; "
+                        "rotate the video (or fix its rotation metadata) first")
+    reproj = float(np.nanmedian(reprojection_error(subject, params, norm)) * cfg.render_size)
+    verts = params.vertices(subject)
+    t = clock.add("fit", t)
+    rasterizer = make_rasterizer(cfg.rasterizer)
+    subject = replace(subject, texture=_bake(video, cfg, crop, verts, params, subject, rasterizer))
+    clock.add("texture", t)
+
+    n = _write_frames(video, info, cfg, crop, verts, subject.texture, rasterizer, partial, clock, progress)
+    if n != len(landmarks):
+        raise UserError(f"{video.name} decoded to {n} frames in one pass and {len(landmarks)} in another")
+    t = time.perf_counter()
+    save_params(partial / "params.safetensors", params, norm, times, sources)
+    save_face_model(partial, subject)
+    cv2.imwrite(str(partial / "texture.png"), subject.texture[..., ::-1])
+    has_audio = info.audio_codec is not None and write_audio(video, partial / "audio.m4a", 0.0, n / fps)
+    (partial / "config.json").write_text(to_json(cfg))
+    n_train = int(round(cfg.train_fraction * n))
+    seconds = time.perf_counter() - start
+    clock.add("write", t)
+    meta = {
+        "format": FORMAT, "version": FORMAT_VERSION, "styleavatar_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": {"path": str(video.resolve()), "sha256": sha, "width": info.width, "height": info.height,
+                   "fps": info.fps, "duration": info.duration, "rotation": info.rotation, "codec": info.codec,
+                   "audio_codec": info.audio_codec},
+        "fps": fps, "frame_count": n, "size": cfg.size, "render_size": cfg.render_size,
+        "texture_size": cfg.texture_size, "expression_dims": int(subject.basis.shape[0]),
+        "crop_box": crop.as_dict(), "face_size_px": round(size_px, 1),
+        "tracked_fraction": round(fraction, 4), "untracked_frames": int((~tracked).sum()),
+        "split": {"train": [0, n_train], "test": [n_train, n]},
+        "reprojection_error_px": round(reproj, 3), "rasterizer": rasterizer.name,
+        "audio": "audio.m4a" if has_audio else None,
+        "timings_s": {k: round(v, 3) for k, v in clock.seconds.items()},
+        "config": to_dict(cfg),
+    }
+    (partial / "tracking.json").unlink(missing_ok=True)
+    (partial / "tracking.safetensors").unlink(missing_ok=True)
+    (partial / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if out.exists():
+        remove(out)
+    partial.rename(out)
+    return PreprocessSummary(out, n, fraction, time.perf_counter() - start, reproj, dict(clock.seconds),
+                             resumed=ckpt is not None)

@@ -1,0 +1,120 @@
+"""The two per-frame renders of paper Sec. 3.1 and the subject's UV texture (the analogue of Eq. 3).
+
+- UV render: R = u, G = v, B = coverage (the network samples its neural texture through it).
+- Texture render: the subject's texture under one fixed light, so expression changes stand out.
+
+Vertices come in crop-normalised coordinates (x, y in [0, 1] over the crop, z in the same unit, larger
+z = farther) and are scaled to the output size here.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..tracking.face_model import render_topology
+from .rasterize import Rasterizer
+
+LIGHT = np.array([-0.35, -0.45, -1.0]) / np.linalg.norm([-0.35, -0.45, -1.0])
+"""Unit direction towards the fixed light (image frame: up-left in front of the face)."""
+AMBIENT = 0.35
+MOUTH_COLOUR = (70, 25, 25)
+"""RGB of the mouth interior in the texture, so an open mouth shows as a dark region."""
+
+
+def vertex_normals(verts: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(V, 3) area-weighted unit vertex normals of a mesh; the face side points towards the viewer (-z)."""
+    a, b, c = (verts[triangles[:, i]] for i in range(3))
+    face = np.cross(b - a, c - a)  # length = 2 x area
+    normals = np.zeros_like(verts)
+    for i in range(3):
+        np.add.at(normals, triangles[:, i], face)
+    # Orient towards the viewer: the face mesh as a whole faces -z.
+    if normals[:, 2].sum() > 0:
+        normals = -normals
+    return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
+
+
+def shading(normals: np.ndarray) -> np.ndarray:
+    """(V,) Lambertian shading in [AMBIENT, 1] under the fixed light."""
+    return AMBIENT + (1 - AMBIENT) * np.clip(normals @ LIGHT, 0.0, 1.0)
+
+
+def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear lookup of ``image`` at continuous pixel coordinates (pixel centres at +0.5)."""
+    return cv2.remap(image, (x - 0.5).astype(np.float32), (y - 0.5).astype(np.float32),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def render_frame(rasterizer: Rasterizer, verts: np.ndarray, texture: np.ndarray, size: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Render one frame.
+
+    Args:
+        rasterizer: a :class:`~styleavatar.rendering.rasterize.Rasterizer`.
+        verts: (R, 3) crop-normalised render-mesh vertices.
+        texture: (T, T, 3) uint8 RGB UV texture.
+        size: output side in pixels.
+    Returns:
+        uv: (size, size, 3) float32, u, v in [0, 1] and coverage in {0, 1};
+        textured: (size, size, 3) uint8 RGB texture render (black background).
+    """
+    topo = render_topology()
+    px = verts * size
+    shade = shading(vertex_normals(px, topo.triangles))
+    out = rasterizer(px, topo.triangles, np.concatenate([topo.uvs, shade[:, None]], 1), size, size)
+    uv = out[..., [0, 1, 3]]
+    t = texture.shape[0]
+    colour = _sample(texture, out[..., 0] * t, out[..., 1] * t).astype(np.float32)
+    textured = colour * (out[..., 2] * out[..., 3])[..., None]
+    return uv, np.clip(textured + 0.5, 0, 255).astype(np.uint8)
+
+
+def uv_mask(size: int, rasterizer: Rasterizer) -> np.ndarray:
+    """(size, size) bool: texels of UV space covered by the render mesh."""
+    topo = render_topology()
+    flat = np.concatenate([topo.uvs * size, np.zeros((len(topo.uvs), 1))], 1)
+    return rasterizer(flat, topo.triangles, np.zeros((len(flat), 1)), size, size)[..., -1] > 0
+
+
+def bake_texture(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[np.ndarray],
+                 size: int) -> np.ndarray:
+    """Build the subject's UV texture from a few frames.
+
+    Each frame's colour is carried into UV space through the fitted mesh: a texel takes the colour at
+    its projected position, weighted by how squarely its surface faces the camera and only where it is
+    not hidden (depth test against the frame's own render). Texels never seen are filled by inpainting;
+    the mouth-interior disc is painted a fixed dark colour.
+
+    Args:
+        rasterizer: a :class:`~styleavatar.rendering.rasterize.Rasterizer`.
+        frames: list of (S, S, 3) uint8 RGB crops.
+        verts: list of (R, 3) crop-normalised render-mesh vertices, one per frame.
+        size: texture side T.
+    Returns:
+        (T, T, 3) uint8 RGB texture.
+    """
+    topo = render_topology()
+    acc = np.zeros((size, size, 3))
+    wsum = np.zeros((size, size))
+    flat = np.concatenate([topo.uvs * size, np.zeros((len(topo.uvs), 1))], 1)
+    for rgb, v in zip(frames, verts):
+        s = rgb.shape[0]
+        px = v * s
+        facing = np.clip(-vertex_normals(px, topo.triangles)[:, 2], 0, 1) ** 2
+        depth = rasterizer(px, topo.triangles, px[:, 2:3], s, s)
+        # In UV space, interpolate where each texel lands in the frame, its depth and facing weight.
+        att = rasterizer(flat, topo.triangles, np.concatenate([px, facing[:, None]], 1), size, size)
+        x, y, z, wgt, cov = (att[..., i] for i in range(5))
+        front = _sample(depth[..., 0], x, y)
+        visible = (cov > 0) & (z <= front + 0.01 * s)
+        wgt = np.where(visible, wgt, 0.0)
+        acc += _sample(rgb, x, y).astype(np.float64) * wgt[..., None]
+        wsum += wgt
+    texture = np.where(wsum[..., None] > 1e-3, acc / np.maximum(wsum, 1e-8)[..., None], 0).astype(np.uint8)
+    holes = (wsum <= 1e-3).astype(np.uint8)
+    texture = cv2.inpaint(texture, holes, 5, cv2.INPAINT_TELEA)
+    mouth = np.zeros((size, size), np.uint8)
+    disc = topo.uvs[topo.mouth_ring] * size
+    cv2.fillPoly(mouth, [np.round(disc * 16).astype(np.int32)], 1, shift=4)
+    texture[mouth > 0] = MOUTH_COLOUR
+    return texture
