@@ -13,7 +13,7 @@ import inspect
 import json
 import textwrap
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ class PreprocessConfig:
     """Side of the subject's UV texture, in texels."""
     texture_frames: int = 24
     """Number of frontal, near-neutral frames blended into the subject's UV texture."""
-    rasterizer: str = "auto"
+    rasterizer: Literal["auto", "gl", "torch"] = "auto"
     """Rasteriser backend: 'gl' (moderngl, headless EGL), 'torch' (reference), or 'auto' (gl if it works)."""
     jpeg_quality: int = 95
     """JPEG quality of the stored frames (1-100)."""

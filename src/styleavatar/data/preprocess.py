@@ -141,22 +141,31 @@ def _track(video: Path, info: VideoInfo, cfg: PreprocessConfig, clock: _Clock, p
     return np.stack(marks), np.array(times), np.array(sources), misses
 
 
+def _small_face_size(rgb: np.ndarray, tiles: int = 3) -> float | None:
+    """Size in pixels of a face too small for the tracker, found by looking at enlarged tiles of the frame."""
+    h, w = rgb.shape[:2]
+    th, tw = h // 2, w // 2  # overlapping half-size tiles on a tiles x tiles grid
+    for y in np.linspace(0, h - th, tiles).astype(int):
+        for x in np.linspace(0, w - tw, tiles).astype(int):
+            k = 512 / max(th, tw)
+            tile = cv2.resize(rgb[y:y + th, x:x + tw], None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
+            boxes = detect_face_boxes(tile)
+            if boxes:
+                return max(max(b[2] - b[0], b[3] - b[1]) for b in boxes) / k
+    return None
+
+
 def _explain_missing_face(video: Path, misses: list, cfg: PreprocessConfig, fraction: float) -> UserError:
     """Say why tracking failed: a face too small, a sideways video, or simply no face."""
-    small = []
-    for _, rgb in misses:
-        for box in detect_face_boxes(rgb):
-            small.append(max(box[2] - box[0], box[3] - box[1]))
+    small = [size for _, rgb in misses[:3] if (size := _small_face_size(rgb)) is not None]
     if small and max(small) < cfg.min_face_px:
         return UserError(f"face too small in {video.name}: about {max(small):.0f} px (need >= {cfg.min_face_px} px); "
                          "use a closer or higher-resolution video")
-    for _, rgb in misses[:4]:
-        for k, name in ((1, "counter-clockwise"), (3, "clockwise")):
-            tracker = FaceTracker(1, static=True)
-            found = tracker(np.rot90(rgb, k)) is not None
-            tracker.close()
-            if found:
-                return UserError(f"{video.name} is sideways: the face is upright only when the video is turned 90 "
+    sample = [rgb for _, rgb in misses[:4]]
+    for k, name in ((1, "counter-clockwise"), (3, "clockwise")):
+        hits = sum(bool(detect_face_boxes(np.ascontiguousarray(np.rot90(rgb, k)))) for rgb in sample)
+        if sample and hits > len(sample) / 2:
+            return UserError(f"{video.name} is sideways: the face is upright only when the video is turned 90 "
                                  f"degrees {name}; rotate the video (or fix its rotation metadata) first")
     if fraction == 0:
         return UserError(f"no face found in {video.name}")
@@ -276,11 +285,19 @@ def preprocess(video: str | Path, output: str | Path, config: PreprocessConfig =
     Raises:
         UserError: bad input (unreadable video, no or too small face, sideways video, bad output path).
     """
-    start = time.perf_counter()
     video, out = Path(video), Path(output)
-    cfg = config
     _check_output(out, force)
     info = probe(video)
+    try:
+        return _preprocess(video, out, info, config, force, progress, log)
+    except UserError:
+        remove(partial_path(out))  # bad input: nothing worth resuming
+        raise
+
+
+def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, force: bool, progress: bool,
+                log) -> PreprocessSummary:
+    start = time.perf_counter()
     clock = _Clock()
     sha = sha256_file(video)
     partial = partial_path(out)

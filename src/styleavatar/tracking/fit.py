@@ -18,7 +18,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from .expression import learn_basis, solve_coefficients
 from .face_model import IRIS_CENTRES, NUM_POINTS, canonical_mesh, eye_frames, point_weights, render_vertices
-from .procrustes import apply_similarity, euler_degrees, invert_similarity, weighted_procrustes
+from .procrustes import apply_similarity, euler_degrees, fit_pose_2d, invert_similarity, weighted_procrustes
 from .smoothing import smooth_offline
 
 
@@ -136,13 +136,14 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
     w = point_weights()
     _, _, _, aligned = _align(canonical_mesh().vertices, pts, w)
     identity = np.median(aligned[:identity_frames], axis=0)
-    s, r, t, aligned = _align(identity, pts, w)
+    s, r, t = fit_pose_2d(identity, pts, w)
+    aligned = invert_similarity(pts, s, r, t)
     residual = aligned - identity
     basis, _ = learn_basis(residual, expression_dims)
     coeffs = solve_coefficients(residual, basis, reg=expression_reg)
     for _ in range(iterations - 1):  # re-fit the pose to the expressive shape, then the expression again
         shape = identity + np.einsum("nk,kpc->npc", coeffs, basis)
-        s, r, t = weighted_procrustes(shape, pts, w)
+        s, r, t = fit_pose_2d(shape, pts, w)
         aligned = invert_similarity(pts, s, r, t)
         coeffs = solve_coefficients(aligned - identity, basis, reg=expression_reg)
     gaze = _gaze(aligned, invert_similarity(obs, s, r, t))

@@ -67,3 +67,29 @@ def rotation_angle_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     rel = np.einsum("nji,njk->nik", a, b)
     cos = (np.trace(rel, axis1=1, axis2=2) - 1) / 2
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def fit_pose_2d(model: np.ndarray, targets: np.ndarray, weights: np.ndarray, iterations: int = 20
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Similarity pose that fits the observed x, y of ``targets`` and treats their z as unreliable.
+
+    MediaPipe's depth is a per-frame guess that does not rotate consistently with the head, while x, y
+    are measured. Starting from the full 3D Procrustes solution, each iteration replaces the targets'
+    z by the depth the current pose predicts and solves Procrustes again (an EM-style orthographic
+    Procrustes); it converges to the pose minimising the 2D residual.
+
+    Args:
+        model: (P, 3) or (N, P, 3) model points.
+        targets: (N, P, 3) observed points (x, y trusted, z initial guess).
+        weights: (P,) point weights.
+        iterations: refinement steps (0 = plain 3D Procrustes).
+    Returns:
+        scale (N,), rotation (N, 3, 3), translation (N, 3).
+    """
+    model = np.broadcast_to(model, targets.shape)
+    s, r, t = weighted_procrustes(model, targets, weights)
+    filled = targets.copy()
+    for _ in range(iterations):
+        filled[..., 2] = apply_similarity(model, s, r, t)[..., 2]
+        s, r, t = weighted_procrustes(model, filled, weights)
+    return s, r, t
