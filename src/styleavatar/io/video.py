@@ -126,8 +126,8 @@ def read_frames(path: str | Path, fps: float | None = None, max_frames: int | No
                 time -= t0
                 if fps is None:
                     repeats = 1
-                else:  # how many output ticks k/fps have passed up to this frame's time
-                    repeats = max(0, math.floor(time * fps + 0.5) + 1 - count)
+                else:  # output ticks k/fps reached by this frame's time (1e-6 absorbs rounding of time stamps)
+                    repeats = max(0, math.floor(time * fps + 1e-6) + 1 - count)
                 if repeats == 0:
                     continue
                 rgb = _upright(frame.to_ndarray(format="rgb24"), int(round(frame.rotation or 0)))

@@ -1,0 +1,45 @@
+"""Shared fixtures: the synthetic astronaut clip (built once per session) and ../shared/data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_video(relative: str) -> Path:
+    """A file under ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real test video not available: {path} (../shared/data is absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def astro_clip(tmp_path_factory):
+    """100 frames (4 s) of the astronaut with scripted head rotation, mouth opening and blinks."""
+    from styleavatar.data.synthetic import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("clip") / "astro.mp4", frames=100, size=512)
+
+
+@pytest.fixture(scope="session")
+def astro_dataset(astro_clip, tmp_path_factory):
+    """The astronaut clip preprocessed at 256^2 frames and renders."""
+    from styleavatar.config import PreprocessConfig
+    from styleavatar.data.preprocess import preprocess
+
+    out = tmp_path_factory.mktemp("ds") / "astro"
+    summary = preprocess(astro_clip.path, out, PreprocessConfig(size=256, render_size=256), progress=False)
+    return summary
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,136 @@
+"""End-to-end preprocess on the synthetic astronaut clip, whose true motion is known."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from styleavatar.config import PreprocessConfig
+from styleavatar.data.dataset import Dataset
+from styleavatar.data.preprocess import preprocess
+from styleavatar.errors import UserError
+from styleavatar.io.atomic import partial_path
+from styleavatar.io.video import VideoWriter, probe
+from styleavatar.tracking.fit import reprojection_error
+from styleavatar.tracking.procrustes import rotation_angle_degrees, rotation_from_euler
+
+TINY = PreprocessConfig(size=128, render_size=64, texture_size=64, texture_frames=4, preview=False)
+
+
+def test_tracking_matches_the_known_motion(astro_clip, astro_dataset):
+    ds = Dataset.open(astro_dataset.output)
+    truth = rotation_from_euler(astro_clip.motion.euler_deg)
+    fit = ds.params.rotation
+    # The canonical head frame and the photo's head differ by one constant rotation: remove it.
+    offset = Rotation.from_matrix(np.einsum("nji,njk->nik", truth, fit)).mean().as_matrix()
+    err = rotation_angle_degrees(fit, truth @ offset)
+    assert np.median(err) < 2.0, f"rotation error median {np.median(err):.2f} deg"
+    landmarks = ds.arrays["landmarks"].astype(np.float64)
+    reproj = reprojection_error(ds.subject, ds.params, landmarks) * 256
+    assert np.nanmedian(reproj) < 2.0 and np.nanmax(reproj) < 4.0
+    box = ds.meta["crop_box"]
+    true_2d = (astro_clip.landmarks[:, :468, :2] - [box["x0"], box["y0"]]) / box["side"]
+    gt_err = np.linalg.norm(ds.params.points(ds.subject)[..., :2] - true_2d, axis=-1).mean(-1) * 256
+    assert np.median(gt_err) < 2.0, f"landmark error against the truth {np.median(gt_err):.2f} px"
+    # mouth opening shows up in the expression: the first component follows the scripted jaw
+    corr = max(abs(np.corrcoef(ds.params.expression[:, k], astro_clip.motion.mouth)[0, 1]) for k in range(4))
+    assert corr > 0.8
+
+
+def test_dataset_layout(astro_dataset):
+    root = astro_dataset.output
+    meta = json.loads((root / "meta.json").read_text())
+    n = meta["frame_count"]
+    assert n == 100 and meta["tracked_fraction"] == 1.0
+    assert meta["split"] == {"train": [0, 80], "test": [80, 100]}
+    assert len(meta["source"]["sha256"]) == 64 and meta["fps"] == 25.0
+    for sub, ext in (("frames", "jpg"), ("masks", "png"), ("renders", "png"), ("uv", "png")):
+        assert len(list((root / sub).glob(f"*.{ext}"))) == n
+    for name in ("params.safetensors", "face_model.safetensors", "face_model.json", "texture.png",
+                 "config.json", "track.mp4"):
+        assert (root / name).exists(), name
+    assert probe(root / "track.mp4").width == 4 * 256
+    ds = Dataset.open(root)
+    assert ds.frame(5).shape == (256, 256, 3) and ds.render(5).shape == (256, 256, 3)
+    uv, mask = ds.uv(5), ds.mask(5)
+    assert uv.dtype == np.float32 and set(np.unique(uv[..., 2])) <= {0.0, 1.0}
+    assert 0.05 < uv[..., 2].mean() < 0.6 and 0.1 < (mask > 0.5).mean() < 0.9
+    # the person mask covers the rendered face
+    assert mask[uv[..., 2] > 0].mean() > 0.9
+    assert not partial_path(root).exists()
+
+
+def test_refuses_existing_dataset_and_force_overwrites(astro_clip, tmp_path):
+    out = tmp_path / "ds"
+    cfg = PreprocessConfig(**{**TINY.__dict__, "max_frames": 12})
+    preprocess(astro_clip.path, out, cfg, progress=False)
+    with pytest.raises(UserError, match="already holds a complete dataset"):
+        preprocess(astro_clip.path, out, cfg, progress=False)
+    summary = preprocess(astro_clip.path, out, cfg, force=True, progress=False)
+    assert summary.frames == 12 and Dataset.open(out).meta["frame_count"] == 12
+
+
+def test_interrupted_run_resumes_from_its_tracking(astro_clip, tmp_path, monkeypatch):
+    import styleavatar.data.preprocess as pre
+
+    out = tmp_path / "ds"
+    cfg = PreprocessConfig(**{**TINY.__dict__, "max_frames": 10})
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pre, "_write_frames", crash)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess(astro_clip.path, out, cfg, progress=False)
+    assert not out.exists() and (partial_path(out) / "tracking.safetensors").exists()
+    monkeypatch.undo()
+    summary = preprocess(astro_clip.path, out, cfg, progress=False)
+    assert summary.resumed and Dataset.open(out).meta["frame_count"] == 10
+
+
+def _write(path, frames):
+    with VideoWriter(path, 25) as w:
+        for f in frames:
+            w.write(f)
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, astro_clip):
+    from skimage import data
+    import cv2
+
+    photo = data.astronaut()
+    cases = {}
+    cases["missing"] = (tmp_path / "missing.mp4", "not found")
+    text = tmp_path / "text.mp4"
+    text.write_text("hello\n" * 1000)
+    cases["text"] = (text, "not a video file")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(astro_clip.path.read_bytes()[: astro_clip.path.stat().st_size // 2])
+    cases["truncated"] = (cut, "truncated")
+    noface = tmp_path / "noface.mp4"
+    _write(noface, [np.roll(data.coffee(), i, 1) for i in range(10)])
+    cases["no face"] = (noface, "no face found")
+    small = tmp_path / "small.mp4"
+    tiny = cv2.resize(photo, (160, 160), interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(10):
+        canvas = np.full((720, 720, 3), 120, np.uint8)
+        canvas[300 + i:460 + i, 280:440] = tiny
+        frames.append(canvas)
+    _write(small, frames)
+    cases["small face"] = (small, "face too small")
+    side = tmp_path / "side.mp4"
+    _write(side, [np.ascontiguousarray(np.rot90(photo))] * 10)
+    cases["sideways"] = (side, "sideways")
+    for name, (video, message) in cases.items():
+        out = tmp_path / f"out_{name.replace(' ', '_')}"
+        with pytest.raises(UserError, match=message) as info:
+            preprocess(video, out, TINY, progress=False)
+        assert "\n" not in str(info.value), name
+        assert not out.exists() and not partial_path(out).exists(), name
+    file_out = tmp_path / "file.txt"
+    file_out.write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        preprocess(astro_clip.path, file_out, TINY, progress=False)

@@ -1,0 +1,43 @@
+import dataclasses
+
+import pytest
+
+from styleavatar.cli import build_parser, main
+from styleavatar.config import PreprocessConfig, field_docs
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "preprocess" in capsys.readouterr().out
+
+
+def test_every_preprocess_option_is_explained(capsys):
+    docs = field_docs(PreprocessConfig)
+    assert set(docs) == {f.name for f in dataclasses.fields(PreprocessConfig)}
+    with pytest.raises(SystemExit):
+        main(["preprocess", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name in docs:
+        assert "--" + name.replace("_", "-") in out
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices["preprocess"]
+    for action in sub._actions:
+        assert action.help, action.dest
+
+
+def test_options_override_the_preset():
+    from styleavatar.cli import config_from_args
+    from styleavatar.config import PREPROCESS_PRESETS
+
+    args = build_parser().parse_args(["preprocess", "v.mp4", "-o", "d", "--preset", "tiny", "--size", "96",
+                                      "--no-preview"])
+    cfg = config_from_args(args, PREPROCESS_PRESETS[args.preset])
+    assert cfg.size == 96 and cfg.preview is False and cfg.render_size == PREPROCESS_PRESETS["tiny"].render_size
+
+
+def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys):
+    assert main(["preprocess", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: video not found")
