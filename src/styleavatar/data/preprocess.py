@@ -14,6 +14,7 @@ of pass 1 is checkpointed there, so an interrupted run resumes from it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -225,60 +226,51 @@ def _write_frames(video: Path, info: VideoInfo, cfg: PreprocessConfig, crop: Cro
     r = cfg.render_size
     bar = tqdm(total=len(verts), desc="rendering", unit="frame", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
-    writer = VideoWriter(root / "track.mp4", info.fps if cfg.fps is None else cfg.fps, crf=23) if cfg.preview else None
     count = 0
-    with ThreadPoolExecutor(2) as pool:
-        try:
-            if writer:
-                writer.__enter__()
-            for frame in _timed_frames(video, cfg, clock):
-                t = time.perf_counter()
-                rgb = crop_frame(frame.rgb, crop, cfg.size)
-                t = clock.add("crop", t)
-                mask = np.round(segmenter(rgb) * 255).astype(np.uint8)
-                t = clock.add("mask", t)
-                uv, tex = render_frame(rasterizer, verts[frame.index], texture, r)
-                t = clock.add("render", t)
-                name = frame_name(frame.index)
-                pending += [
-                    pool.submit(cv2.imwrite, str(root / "frames" / f"{name}.jpg"), rgb[..., ::-1], jpeg),
-                    pool.submit(cv2.imwrite, str(root / "masks" / f"{name}.png"), mask),
-                    pool.submit(cv2.imwrite, str(root / "renders" / f"{name}.png"), tex[..., ::-1]),
-                    pool.submit(cv2.imwrite, str(root / "uv" / f"{name}.png"), encode_uv(uv)),
-                ]
-                if writer:
-                    writer.write(_preview_row(rgb, tex, uv, mask, r))
-                t = clock.add("preview", t)
-                while len(pending) > 64:  # bound memory; surface write errors early
-                    if not pending.pop(0).result():
-                        raise UserError(f"cannot write into {root} (disk full or not writable?)")
-                clock.add("write", t)
-                count += 1
-                bar.update()
+    with ThreadPoolExecutor(2) as pool, contextlib.ExitStack() as stack:
+        stack.callback(segmenter.close)
+        stack.callback(bar.close)
+        writer = stack.enter_context(VideoWriter(root / "track.mp4", cfg.fps or info.fps, crf=23)) \
+            if cfg.preview else None
+        for frame in _timed_frames(video, cfg, clock):
             t = time.perf_counter()
-            if not all(f.result() for f in pending):
-                raise UserError(f"cannot write into {root} (disk full or not writable?)")
-            clock.add("write", t)
+            rgb = crop_frame(frame.rgb, crop, cfg.size)
+            t = clock.add("crop", t)
+            mask = np.round(segmenter(rgb) * 255).astype(np.uint8)
+            t = clock.add("mask", t)
+            uv, tex = render_frame(rasterizer, verts[frame.index], texture, r)
+            t = clock.add("render", t)
+            name = frame_name(frame.index)
+            pending += [
+                pool.submit(cv2.imwrite, str(root / "frames" / f"{name}.jpg"), rgb[..., ::-1], jpeg),
+                pool.submit(cv2.imwrite, str(root / "masks" / f"{name}.png"), mask),
+                pool.submit(cv2.imwrite, str(root / "renders" / f"{name}.png"), tex[..., ::-1]),
+                pool.submit(cv2.imwrite, str(root / "uv" / f"{name}.png"), encode_uv(uv)),
+            ]
             if writer:
-                writer.__exit__(None, None, None)
-        except BaseException:
-            if writer and writer._container is not None:
-                writer.__exit__(*sys.exc_info())
-            raise
-        finally:
-            bar.close()
-            segmenter.close()
+                writer.write(_preview_row(rgb, tex, uv, mask, r))
+            t = clock.add("preview", t)
+            while len(pending) > 64:  # bound memory; surface write errors early
+                if not pending.pop(0).result():
+                    raise UserError(f"cannot write into {root} (disk full or not writable?)")
+            clock.add("write", t)
+            count += 1
+            bar.update()
+        t = time.perf_counter()
+        if not all(f.result() for f in pending):
+            raise UserError(f"cannot write into {root} (disk full or not writable?)")
+        clock.add("write", t)
     return count
 
 
-def preprocess(video: str | Path, output: str | Path, config: PreprocessConfig = PreprocessConfig(),
+def preprocess(video: str | Path, output: str | Path, config: PreprocessConfig | None = None,
                force: bool = False, progress: bool = True, log=print) -> PreprocessSummary:
     """Turn a portrait video into a dataset folder (see docs/dataset-format.md).
 
     Args:
         video: any video file ffmpeg reads.
         output: dataset folder to create.
-        config: preprocessing options.
+        config: preprocessing options (None: the defaults).
         force: overwrite an existing dataset and discard an interrupted run.
         progress: show progress bars on stderr.
         log: where one-line status messages go.
@@ -289,7 +281,7 @@ def preprocess(video: str | Path, output: str | Path, config: PreprocessConfig =
     _check_output(out, force)
     info = probe(video)
     try:
-        return _preprocess(video, out, info, config, force, progress, log)
+        return _preprocess(video, out, info, config or PreprocessConfig(), force, progress, log)
     except UserError:
         remove(partial_path(out))  # bad input: nothing worth resuming
         raise
@@ -352,7 +344,6 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
     has_audio = info.audio_codec is not None and write_audio(video, partial / "audio.m4a", 0.0, n / fps)
     (partial / "config.json").write_text(to_json(cfg))
     n_train = int(round(cfg.train_fraction * n))
-    seconds = time.perf_counter() - start
     clock.add("write", t)
     meta = {
         "format": FORMAT, "version": FORMAT_VERSION, "styleavatar_version": __version__,

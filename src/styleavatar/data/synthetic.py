@@ -16,8 +16,7 @@ import numpy as np
 from ..errors import UserError
 from ..io.video import VideoWriter
 from ..rendering.rasterize import Rasterizer, make_rasterizer
-from ..tracking.face_model import (INNER_LIP_RING, IRIS_CENTRES, LEFT_EYE_RING, NUM_POINTS, RIGHT_EYE_RING,
-                                   render_topology)
+from ..tracking.face_model import (INNER_LIP_RING, IRIS_CENTRES, NUM_POINTS, render_topology)
 from ..tracking.landmarks import FaceTracker
 from ..tracking.procrustes import rotation_from_euler
 
