@@ -19,12 +19,14 @@ def weighted_procrustes(src: np.ndarray, dst: np.ndarray, weights: np.ndarray
     Returns:
         scale (N,), rotation (N, 3, 3) proper (det = +1), translation (N, 3).
     """
-    w = weights / weights.sum()
-    src = np.broadcast_to(src, dst.shape)
+    keep = weights > 0  # points with zero weight do not change the solution
+    w = weights[keep] / weights[keep].sum()
+    src = np.broadcast_to(src, dst.shape)[:, keep]
+    dst = dst[:, keep]
     mu_s = np.einsum("p,npc->nc", w, src)
     mu_d = np.einsum("p,npc->nc", w, dst)
     xs, xd = src - mu_s[:, None], dst - mu_d[:, None]
-    cov = np.einsum("p,npi,npj->nij", w, xd, xs)  # (N, 3, 3) weighted cross-covariance dst x src^T
+    cov = np.swapaxes(xd * w[:, None], 1, 2) @ xs  # (N, 3, 3) weighted cross-covariance dst x src^T
     u, sig, vt = np.linalg.svd(cov)
     d = np.sign(np.linalg.det(u @ vt))  # reflection fix: flip the weakest axis when det < 0
     fix = np.ones((len(dst), 3))
@@ -39,13 +41,13 @@ def weighted_procrustes(src: np.ndarray, dst: np.ndarray, weights: np.ndarray
 def apply_similarity(points: np.ndarray, scale: np.ndarray, rotation: np.ndarray,
                      translation: np.ndarray) -> np.ndarray:
     """``s R p + t`` for (N, P, 3) points and per-frame (N,), (N, 3, 3), (N, 3) parameters."""
-    return scale[:, None, None] * np.einsum("nij,npj->npi", rotation, points) + translation[:, None]
+    return scale[:, None, None] * (points @ np.swapaxes(rotation, 1, 2)) + translation[:, None]
 
 
 def invert_similarity(points: np.ndarray, scale: np.ndarray, rotation: np.ndarray,
                       translation: np.ndarray) -> np.ndarray:
     """``R^T (p - t) / s``: image-frame points back into the head frame."""
-    return np.einsum("nji,npj->npi", rotation, points - translation[:, None]) / scale[:, None, None]
+    return ((points - translation[:, None]) @ rotation) / scale[:, None, None]
 
 
 def euler_degrees(rotation: np.ndarray) -> np.ndarray:
@@ -89,7 +91,7 @@ def fit_pose_2d(model: np.ndarray, targets: np.ndarray, weights: np.ndarray, ite
     model = np.broadcast_to(model, targets.shape)
     s, r, t = weighted_procrustes(model, targets, weights)
     filled = targets.copy()
-    for _ in range(iterations):
-        filled[..., 2] = apply_similarity(model, s, r, t)[..., 2]
+    for _ in range(iterations):  # predicted depth: third row of s R applied to the model, plus t_z
+        filled[..., 2] = s[:, None] * (model @ r[:, 2, :, None])[..., 0] + t[:, 2:3]
         s, r, t = weighted_procrustes(model, filled, weights)
     return s, r, t
