@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 
 demo: setup
-	@$(VENV)/bin/styleavatar demo 2>/dev/null || echo "demo not built yet: see README.md for running preprocess on your own video"
+	@echo "demo not built yet: see README.md to run styleavatar preprocess on your own video"
 
 test: setup
 	$(PY) -m pytest -q

@@ -11,7 +11,7 @@ same unit); shapes are in the *head frame* (canonical centimetres, image-frame a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
@@ -60,7 +60,6 @@ class FrameParams:
     """(N, K) expression coefficients."""
     gaze: np.ndarray
     """(N, 4) iris offsets from each eye's centre in eye widths (right dx, dy, left dx, dy)."""
-    extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.scale)
