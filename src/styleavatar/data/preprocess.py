@@ -299,8 +299,7 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
         remove(partial)
         partial.mkdir(parents=True)
         landmarks, times, sources, misses = _track(video, info, cfg, clock, progress)
-        tracked = ~np.isnan(landmarks[:, 0, 0])
-        fraction = float(tracked.mean())
+        fraction = float((~np.isnan(landmarks[:, 0, 0])).mean())
         if fraction < cfg.min_tracked_fraction:
             raise _explain_missing_face(video, misses, cfg, fraction)
         save_file({"landmarks": landmarks, "time": times, "source_index": sources},
@@ -309,8 +308,8 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
     else:
         log(f"resuming: reusing the tracking saved by an interrupted run in {partial}")
         landmarks, times, sources = ckpt
-        tracked = ~np.isnan(landmarks[:, 0, 0])
-        fraction = float(tracked.mean())
+    tracked = ~np.isnan(landmarks[:, 0, 0])
+    fraction = float(tracked.mean())
 
     t = time.perf_counter()
     boxes = landmark_box(landmarks[tracked])
