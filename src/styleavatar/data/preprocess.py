@@ -37,6 +37,7 @@ from ..io.video import VideoInfo, VideoWriter, prefetch, probe, read_frames, wri
 from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import bake_texture, render_frame
 from ..tracking.crop import CropBox, choose_crop, crop_frame, face_size
+from ..tracking.face_model import NUM_LANDMARKS
 from ..tracking.fit import FrameParams, SubjectModel, fit_landmarks, reprojection_error
 from ..tracking.landmarks import FaceTracker, detect_face_boxes, landmark_box
 from ..tracking.segmentation import PersonSegmenter
@@ -127,7 +128,7 @@ def _track(video: Path, info: VideoInfo, cfg: PreprocessConfig, clock: _Clock, p
             lm = tracker(frame.rgb)
             clock.add("landmarks", t)
             if lm is None:
-                lm = np.full((478, 3), np.nan)
+                lm = np.full((NUM_LANDMARKS, 3), np.nan)
                 if len(misses) < 8 and (not misses or frame.index - misses[-1][0] >= info.fps):
                     misses.append((frame.index, frame.rgb))
             marks.append(lm)

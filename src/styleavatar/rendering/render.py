@@ -69,11 +69,16 @@ def render_frame(rasterizer: Rasterizer, verts: np.ndarray, texture: np.ndarray,
     return uv, np.clip(textured + 0.5, 0, 255).astype(np.uint8)
 
 
+def _uv_space_vertices(size: int) -> np.ndarray:
+    """(R, 3) render-mesh vertices laid flat in UV space, in texels of a ``size`` texture (depth 0)."""
+    uvs = render_topology().uvs
+    return np.concatenate([uvs * size, np.zeros((len(uvs), 1))], 1)
+
+
 def uv_mask(size: int, rasterizer: Rasterizer) -> np.ndarray:
     """(size, size) bool: texels of UV space covered by the render mesh."""
-    topo = render_topology()
-    flat = np.concatenate([topo.uvs * size, np.zeros((len(topo.uvs), 1))], 1)
-    return rasterizer(flat, topo.triangles, np.zeros((len(flat), 1)), size, size)[..., -1] > 0
+    flat = _uv_space_vertices(size)
+    return rasterizer(flat, render_topology().triangles, np.zeros((len(flat), 1)), size, size)[..., -1] > 0
 
 
 def bake_texture(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[np.ndarray],
@@ -96,7 +101,7 @@ def bake_texture(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[n
     topo = render_topology()
     acc = np.zeros((size, size, 3))
     wsum = np.zeros((size, size))
-    flat = np.concatenate([topo.uvs * size, np.zeros((len(topo.uvs), 1))], 1)
+    flat = _uv_space_vertices(size)
     for rgb, v in zip(frames, verts):
         s = rgb.shape[0]
         px = v * s

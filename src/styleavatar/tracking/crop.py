@@ -58,7 +58,7 @@ def choose_crop(boxes: np.ndarray, width: int, height: int, portrait_scale: floa
 
 def crop_frame(rgb: np.ndarray, box: CropBox, size: int) -> np.ndarray:
     """Cut ``box`` out of an (H, W, 3) frame and resize it to (size, size, 3) (area filter when shrinking)."""
-    x0, y0, side = int(box.x0), int(box.y0), int(box.side)
+    x0, y0, side = box.x0, box.y0, box.side
     patch = rgb[y0:y0 + side, x0:x0 + side]
     if side == size:
         return np.ascontiguousarray(patch)
