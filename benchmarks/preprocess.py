@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, machine, write_section  # noqa: E402
 STEPS = ("decode", "landmarks", "fit", "texture", "crop", "mask", "render", "preview", "write")
 
 
@@ -47,17 +46,12 @@ def main() -> None:
     n = runs[0].frames
     rows = [(step, statistics.median(r.timings.get(step, 0.0) for r in runs)) for step in STEPS]
     total = statistics.median(r.seconds for r in runs)
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     lines = [
         "## preprocess",
         "",
         f"`{' '.join(['.venv/bin/python', 'benchmarks/preprocess.py'] + sys.argv[1:])}` on "
         f"`{args.video.name}` ({n} frames, frames 512^2, renders {args.render_size}^2), "
-        f"{os.cpu_count()} cores ({cpu}), no GPU, median of {args.repeats} runs, rasteriser {rasterizer}.",
+        f"{machine()}, median of {args.repeats} runs, rasteriser {rasterizer}.",
         "",
         "| step | seconds | frames/s |",
         "| --- | ---: | ---: |",
@@ -68,11 +62,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        path = ROOT / "BENCHMARKS.md"
-        old = path.read_text() if path.exists() else "# Benchmarks\n\nMeasured figures, each with the command that produced it.\n\n"
-        new = re.sub(r"## preprocess\n.*?(?=\n## |\Z)", text.rstrip("\n") + "\n", old, flags=re.S) \
-            if "## preprocess" in old else old.rstrip("\n") + "\n\n" + text
-        path.write_text(new)
+        write_section("preprocess", text)
 
 
 if __name__ == "__main__":

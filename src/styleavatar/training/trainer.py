@@ -1,0 +1,439 @@
+"""``styleavatar train``: learn an avatar from one or more preprocessed datasets (paper Sec. 3.4).
+
+Run folder layout::
+
+    RUN/config.json            resolved model + training config, datasets, budget
+    RUN/ckpt-NNNNNNNN.*        resumable checkpoints (generator, EMA, discriminator, optimisers, RNG)
+    RUN/avatar.safetensors     the EMA generator with cached feature maps: what inference loads
+    RUN/avatar.json
+    RUN/subjects/K/            face model + meta of dataset K (what drives the avatar later)
+    RUN/log.jsonl              scalars every few iterations, and held-out PSNR/SSIM
+    RUN/tensorboard/           the same for TensorBoard, with sample grids
+    RUN/samples/               PNG strips of held-in frames: truth | avatar | texture render
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..config import ModelConfig, TrainConfig, from_dict, to_dict
+from ..data.dataset import Dataset
+from ..errors import UserError
+from ..evaluation.metrics import psnr, ssim
+from ..io.checkpoint import AVATAR_FORMAT, CHECKPOINT_FORMAT, VERSION, list_checkpoints, load_tensors, \
+    prune_checkpoints, save_tensors
+from ..io.video import prefetch
+from ..io.weights import load_weights
+from ..models.avatar import FRAME_CODE_DIVISOR, AvatarNet
+from ..models.perceptual import PerceptualLoss
+from ..models.stylegan import Discriminator
+from . import distributed as ddp
+from .data import Batch, FrameStore, batches, make_batch
+from .losses import discriminator_loss, generator_gan_loss, r1_penalty
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    iterations: int
+    seconds: float
+    losses: dict[str, float]
+    evals: list[dict] = field(default_factory=list)
+
+    def describe(self) -> str:
+        last = self.evals[-1] if self.evals else None
+        score = f"; held-out PSNR {last['psnr']:.2f} dB, SSIM {last['ssim']:.3f}" if last else ""
+        loss = ", ".join(f"{k} {v:.4f}" for k, v in self.losses.items())
+        return (f"wrote {self.run_dir}: {self.iterations} iterations in {self.seconds / 60:.1f} min ({loss}){score}\n"
+                f"  avatar: {self.run_dir / 'avatar.safetensors'}")
+
+
+def _precision(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.precision == "fp32":
+        return None
+    if cfg.precision == "auto":
+        return torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+
+
+def _optimizer_state(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Flatten an optimiser's state into named tensors + JSON-able param groups."""
+    sd = opt.state_dict()
+    tensors = {f"{prefix}.{pid}.{name}": (v if torch.is_tensor(v) else torch.tensor(v))
+               for pid, st in sd["state"].items() for name, v in st.items()}
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def _load_optimizer_state(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor],
+                          groups: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + "."):
+            pid, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": groups["param_groups"]})
+
+
+def _prefixed(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def _unprefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+class Trainer:
+    """Owns the networks, optimisers and run folder; :meth:`run` trains until the budget is spent."""
+
+    def __init__(self, datasets: Sequence[Path], run_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                 resume: bool, init: Path | None, progress: bool, log) -> None:
+        self.run_dir, self.progress, self.log = Path(run_dir), progress, log
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dist = ddp.init_distributed(self.device.type)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        ckpts = list_checkpoints(self.run_dir) if self.run_dir.exists() else []
+        if ckpts and not resume:
+            raise UserError(f"{self.run_dir} already holds a training run: pass --resume to continue it, "
+                            f"or choose a new folder")
+        self.resume_from = ckpts[-1] if (resume and ckpts) else None
+        if self.resume_from is not None:  # the run's own config wins over presets and options
+            saved = json.loads((self.run_dir / "config.json").read_text())
+            model_cfg = from_dict(ModelConfig, saved["model"])
+            train_cfg = from_dict(TrainConfig, {**saved["train"], **_budget_free(train_cfg)})
+            datasets = [Path(p) for p in saved["datasets"]]
+        self.mcfg, self.tcfg = model_cfg, train_cfg
+        if train_cfg.threads:
+            torch.set_num_threads(train_cfg.threads)
+        self.datasets = [Dataset.open(p) for p in datasets]
+        self.dataset_paths = [str(Path(p).resolve()) for p in datasets]
+        torch.manual_seed(train_cfg.seed)
+        self._build(init)
+        self.iteration, self.elapsed = 0, 0.0
+        if self.resume_from is not None:
+            self._load_checkpoint(self.resume_from)
+        self.precision = _precision(train_cfg, self.device)
+
+    # ------------------------------------------------------------------------------------- setup
+    def _build(self, init: Path | None) -> None:
+        m, t = self.mcfg, self.tcfg
+        self.G = AvatarNet(m, identities=len(self.datasets)).to(self.device)
+        if init is not None:
+            self._load_init(init)
+        ddp.broadcast_module(self.G, self.dist)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        disc_ch = lambda r: max(8, min(m.disc_max_channels, m.channel_base // r))  # noqa: E731
+        self.D = Discriminator(m.output_size, disc_ch).to(self.device)
+        ddp.broadcast_module(self.D, self.dist)
+        if t.channels_last:
+            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
+        betas = (t.beta1, t.beta2)
+        self.opt_G = torch.optim.AdamW(self.G.parameters(), lr=t.lr, betas=betas, weight_decay=t.weight_decay)
+        r1_ratio = t.r1_every / (t.r1_every + 1)  # lazy regularisation (StyleGAN2): scale lr and betas
+        self.opt_D = torch.optim.AdamW(self.D.parameters(), lr=t.lr * r1_ratio,
+                                       betas=(t.beta1 ** r1_ratio, t.beta2 ** r1_ratio), weight_decay=t.weight_decay)
+        self.vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size).to(self.device) if t.vgg_weight > 0 else None
+
+    def _load_init(self, path: Path) -> None:
+        """Start from another run's weights (fine-tuning a new person from a pre-trained model)."""
+        path = Path(path)
+        if path.is_dir():
+            ckpts = list_checkpoints(path)
+            path = ckpts[-1] if ckpts else path / "avatar.safetensors"
+        fmt = CHECKPOINT_FORMAT if path.name.startswith("ckpt-") else AVATAR_FORMAT
+        tensors, meta = load_tensors(path, fmt)
+        state = _unprefixed(tensors, "G_ema") or tensors
+        skip = {"face_maps", "background_maps", "features_frozen"}  # a new person's maps are learnt afresh
+        own = self.G.state_dict()
+        loaded = {k: v for k, v in state.items() if k not in skip and k in own and own[k].shape == v.shape}
+        if len(loaded) < len(own) - len(skip):
+            raise UserError(f"{path} does not match the model size of this run (preset/options): "
+                            f"{len(own) - len(skip) - len(loaded)} tensors differ")
+        self.G.load_state_dict(loaded, strict=False)
+        self.log(f"initialised from {path} (iteration {meta.get('iteration', '?')})")
+
+    # ------------------------------------------------------------------------------- checkpoints
+    def _checkpoint_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {**_prefixed(self.G, "G"), **_prefixed(self.G_ema, "G_ema"), **_prefixed(self.D, "D")}
+        og, og_meta = _optimizer_state(self.opt_G, "opt_G")
+        od, od_meta = _optimizer_state(self.opt_D, "opt_D")
+        tensors.update(og)
+        tensors.update(od)
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {"format": CHECKPOINT_FORMAT, "version": VERSION, "iteration": self.iteration,
+                "elapsed_s": self.elapsed, "model": to_dict(self.mcfg), "train": to_dict(self.tcfg),
+                "identities": len(self.datasets), "datasets": self.dataset_paths,
+                "opt_G": og_meta, "opt_D": od_meta}
+        return tensors, meta
+
+    def snapshot(self) -> None:
+        if not self.dist.main:
+            return
+        tensors, meta = self._checkpoint_tensors()
+        save_tensors(self.run_dir / f"ckpt-{self.iteration:08d}", tensors, meta)
+        prune_checkpoints(self.run_dir, self.tcfg.keep_checkpoints)
+        self.save_avatar()
+
+    def _load_checkpoint(self, path: Path) -> None:
+        tensors, meta = load_tensors(path, CHECKPOINT_FORMAT)
+        for net, prefix in ((self.G, "G"), (self.G_ema, "G_ema"), (self.D, "D")):
+            state = _unprefixed(tensors, prefix)
+            if bool(state.get("features_frozen", False)):
+                net.freeze_features()  # the same parameters stop training as in the original run
+            net.load_state_dict(state)
+        _load_optimizer_state(self.opt_G, "opt_G", tensors, meta["opt_G"])
+        _load_optimizer_state(self.opt_D, "opt_D", tensors, meta["opt_D"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.iteration, self.elapsed = int(meta["iteration"]), float(meta["elapsed_s"])
+        self.log(f"resuming {self.run_dir} at iteration {self.iteration} ({self.elapsed / 60:.1f} min trained)")
+
+    def save_avatar(self) -> Path:
+        """Write avatar.safetensors/json: the EMA generator with its feature maps cached (inference model)."""
+        net = self.G_ema
+        if not bool(net.features_frozen):
+            net = copy.deepcopy(net)
+            net.freeze_features()
+        meta = {"format": AVATAR_FORMAT, "version": VERSION, "iteration": self.iteration,
+                "model": to_dict(self.mcfg), "identities": len(self.datasets), "datasets": self.dataset_paths,
+                "subjects": [f"subjects/{i}" for i in range(len(self.datasets))],
+                "crop": [ds.meta.get("crop") for ds in self.datasets],
+                "fps": [ds.meta.get("fps") for ds in self.datasets]}
+        return save_tensors(self.run_dir / "avatar", net.state_dict(), meta)
+
+    def write_run_files(self) -> None:
+        """config.json and each dataset's face model (needed to drive the avatar) in subjects/K/."""
+        if not self.dist.main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps({
+            "model": to_dict(self.mcfg), "train": to_dict(self.tcfg), "datasets": self.dataset_paths,
+            "world_size": self.dist.world}, indent=2) + "\n")
+        for i, ds in enumerate(self.datasets):
+            dst = self.run_dir / "subjects" / str(i)
+            dst.mkdir(parents=True, exist_ok=True)
+            for name in ("face_model.safetensors", "face_model.json", "meta.json", "texture.png"):
+                if (ds.root / name).exists():
+                    shutil.copy2(ds.root / name, dst / name)
+
+    # ------------------------------------------------------------------------------------- steps
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.precision or torch.float32,
+                              enabled=self.precision is not None)
+
+    def _clip_step(self, net: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+        ddp.average_gradients(net, self.dist)
+        if self.tcfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.tcfg.grad_clip)
+        opt.step()
+
+    def generator_step(self, b: Batch, gan: bool) -> tuple[dict[str, float], torch.Tensor]:
+        t = self.tcfg
+        self.D.requires_grad_(False)
+        with self._autocast():
+            image, mask = self.G(b.render, b.uv, b.frame_index, b.identity, b.offsets)
+            image, mask = image.float(), mask.float()
+            losses = {"l1": (image - b.image).abs().mean(), "mask": (mask - b.mask).abs().mean()}
+            if self.vgg is not None and self.iteration % t.vgg_every == 0:
+                losses["vgg"] = self.vgg(image, b.image)
+            if gan:
+                losses["gan"] = generator_gan_loss(self.D(image, b.render_window).float())
+        weights = {"l1": t.l1_weight, "mask": t.mask_weight, "vgg": t.vgg_weight, "gan": t.gan_weight}
+        total = sum(weights[k] * v for k, v in losses.items())
+        self.opt_G.zero_grad(set_to_none=True)
+        total.backward()
+        self._clip_step(self.G, self.opt_G)
+        self.D.requires_grad_(True)
+        return {k: float(v.detach()) for k, v in losses.items()}, image.detach()
+
+    def discriminator_step(self, b: Batch, fake: torch.Tensor) -> dict[str, float]:
+        t = self.tcfg
+        with self._autocast():
+            loss = discriminator_loss(self.D(b.image, b.render_window).float(),
+                                      self.D(fake, b.render_window).float())
+        out = {"d": float(loss.detach())}
+        if t.r1_gamma > 0 and self.iteration % t.r1_every == 0:
+            real = b.image.detach().requires_grad_(True)
+            r1 = r1_penalty(self.D(real, b.render_window), real)  # fp32: the penalty needs precise gradients
+            loss = loss + r1 * (t.r1_gamma / 2 * t.r1_every)
+            out["r1"] = float(r1)
+        self.opt_D.zero_grad(set_to_none=True)
+        loss.backward()
+        self._clip_step(self.D, self.opt_D)
+        return out
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        # Warm-up: early on the average follows the weights closely (decay (1 + i) / (10 + i) until it
+        # reaches ema_decay), so short runs get a useful EMA too. Buffers are constants or the cached maps,
+        # which each copy computes from its own generators.
+        decay = min(self.tcfg.ema_decay, (1 + self.iteration) / (10 + self.iteration))
+        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            pe.lerp_(p, 1 - decay)
+
+    def maybe_freeze(self) -> None:
+        if self.iteration == self.tcfg.freeze_features_at and not bool(self.G.features_frozen):
+            self.G.freeze_features()
+            self.G_ema.freeze_features()
+            self.log(f"iteration {self.iteration}: feature generators frozen, maps cached")
+
+    # -------------------------------------------------------------------------- samples and eval
+    @torch.no_grad()
+    def render_frames(self, store: FrameStore, rows: np.ndarray, held_in: bool) -> tuple[torch.Tensor, Batch]:
+        """EMA output (B, 3, out, out) in [-1, 1] for store rows, centred window.
+
+        Held-in frames use their own frame code; held-out frames the inference code (t = 0.5).
+        """
+        b = make_batch(store, rows, [(0, 0)] * len(rows), self.mcfg).to(self.device)
+        idx = b.frame_index if held_in else torch.full_like(b.frame_index, int(FRAME_CODE_DIVISOR // 2))
+        with self._autocast():
+            image, _ = self.G_ema(b.render, b.uv, idx, b.identity, None)
+        return image.float(), b
+
+    def write_samples(self, store: FrameStore, writer) -> None:
+        rows = np.linspace(0, len(store) - 1, min(4, len(store))).round().astype(int)
+        image, b = self.render_frames(store, rows, held_in=True)
+        grid = np.concatenate([np.concatenate(list(_to_uint8(x)), axis=0)
+                               for x in (b.image, image, b.render_window)], axis=1)
+        out = self.run_dir / "samples" / f"{self.iteration:08d}.png"
+        out.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        writer.add_image("samples/truth|avatar|render", grid, self.iteration, dataformats="HWC")
+
+    def evaluate(self, store: FrameStore) -> dict[str, float]:
+        """Mean PSNR / SSIM of the EMA generator on held-out frames (full output window, values in [0, 1])."""
+        scores_p, scores_s = [], []
+        for start in range(0, len(store), 8):
+            rows = np.arange(start, min(start + 8, len(store)))
+            image, b = self.render_frames(store, rows, held_in=False)
+            a, g = (image.clamp(-1, 1) + 1) / 2, (b.image + 1) / 2
+            scores_p.append(psnr(a, g))
+            scores_s.append(ssim(a, g))
+        return {"psnr": float(torch.cat(scores_p).mean()), "ssim": float(torch.cat(scores_s).mean())}
+
+
+def _budget_free(cfg: TrainConfig) -> dict:
+    """Options that may change when a run is resumed (how it runs, not what it learns)."""
+    keep = ("threads", "snapshot_minutes", "snapshot_every", "sample_minutes", "eval_minutes", "workers",
+            "log_every", "keep_checkpoints")
+    return {k: getattr(cfg, k) for k in keep}
+
+
+def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelConfig | None = None,
+          train_cfg: TrainConfig | None = None, *, iters: int | None = None, minutes: float | None = None,
+          resume: bool = False, init: str | Path | None = None, progress: bool = True, log=print) -> TrainSummary:
+    """Train (or resume) an avatar; returns what was done. ``iters``/``minutes``: total budget of the run."""
+    if not datasets:
+        raise UserError("give at least one dataset folder")
+    if iters is None and minutes is None:
+        raise UserError("give a budget: --iters N or --minutes M")
+    trainer = Trainer([Path(p) for p in datasets], Path(run_dir), model_cfg or ModelConfig(),
+                      train_cfg or TrainConfig(), resume, Path(init) if init else None, progress, log)
+    try:
+        return _loop(trainer, iters, minutes)
+    finally:
+        ddp.shutdown(trainer.dist)
+
+
+def _log_eval(tr: Trainer, store: FrameStore, writer, log_file) -> dict:
+    """Score the held-out frames now; log to TensorBoard, log.jsonl and the console."""
+    scores = {"iteration": tr.iteration, "minutes": round(tr.elapsed / 60, 2), **tr.evaluate(store)}
+    writer.add_scalar("eval/psnr", scores["psnr"], tr.iteration)
+    writer.add_scalar("eval/ssim", scores["ssim"], tr.iteration)
+    log_file.write(json.dumps({"eval": scores}) + "\n")
+    log_file.flush()
+    tr.log(f"held-out after {scores['minutes']:.1f} min: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}")
+    return scores
+
+
+def _loop(tr: Trainer, iters: int | None, minutes: float | None) -> TrainSummary:
+    from torch.utils.tensorboard import SummaryWriter
+
+    t, m = tr.tcfg, tr.mcfg
+    tr.write_run_files()
+    train_store = FrameStore.load(tr.datasets, "train", m, progress=tr.progress and tr.dist.main)
+    test_store = (FrameStore.load(tr.datasets[:1], "test", m, limit=t.eval_frames, progress=False)
+                  if t.eval_minutes > 0 and tr.dist.main and len(tr.datasets[0].test_indices) else None)
+    writer = SummaryWriter(str(tr.run_dir / "tensorboard")) if tr.dist.main else None
+    log_file = open(tr.run_dir / "log.jsonl", "a") if tr.dist.main else None
+    stream = prefetch(batches(train_store, m, t.batch, t.seed, tr.iteration, t.window_sigma, t.window_prob,
+                              tr.G.max_offset(), tr.dist.rank), depth=max(2, 2 * t.workers))
+    budget_s = minutes * 60 if minutes is not None else math.inf
+    bar = tqdm(total=iters if iters is not None else round(budget_s), initial=tr.iteration if iters else
+               round(tr.elapsed), disable=not (tr.progress and tr.dist.main), unit="it" if iters else "s",
+               desc="training", dynamic_ncols=True)
+    start, base_elapsed = time.monotonic(), tr.elapsed
+    last = {"snapshot": start, "sample": -math.inf, "eval": start if tr.iteration else -math.inf, "log": start}
+    losses: dict[str, float] = {}
+    evals: list[dict] = []
+    it_at_log = tr.iteration
+    try:
+        while True:
+            now = time.monotonic()
+            tr.elapsed = base_elapsed + now - start
+            stop, snap, sample, ev = ddp.agree([
+                (iters is not None and tr.iteration >= iters) or tr.elapsed >= budget_s,
+                now - last["snapshot"] >= t.snapshot_minutes * 60
+                or (t.snapshot_every > 0 and tr.iteration % t.snapshot_every == 0 and tr.iteration > 0),
+                now - last["sample"] >= t.sample_minutes * 60,
+                test_store is not None and now - last["eval"] >= t.eval_minutes * 60], tr.dist, tr.device)
+            if stop:
+                break
+            if snap:
+                tr.snapshot()
+                last["snapshot"] = now
+            if sample and writer is not None:
+                tr.write_samples(train_store, writer)
+                last["sample"] = now
+            if ev and test_store is not None:
+                evals.append(_log_eval(tr, test_store, writer, log_file))
+                last["eval"] = time.monotonic()
+            tr.maybe_freeze()
+            b = next(stream).to(tr.device, t.channels_last)
+            gan = t.gan_weight > 0 and tr.iteration >= t.gan_start
+            losses, fake = tr.generator_step(b, gan)
+            if gan:
+                losses.update(tr.discriminator_step(b, fake))
+            tr.update_ema()
+            tr.iteration += 1
+            bar.update(1 if iters is not None else max(0, round(tr.elapsed) - bar.n))
+            if tr.iteration % t.log_every == 0 and writer is not None:
+                rate = (tr.iteration - it_at_log) / max(1e-9, time.monotonic() - last["log"])
+                it_at_log, last["log"] = tr.iteration, time.monotonic()
+                bar.set_postfix({"it/s": f"{rate:.2f}", **{k: f"{v:.3f}" for k, v in losses.items()}})
+                for k, v in losses.items():
+                    writer.add_scalar(f"loss/{k}", v, tr.iteration)
+                writer.add_scalar("speed/it_per_s", rate, tr.iteration)
+                log_file.write(json.dumps({"iteration": tr.iteration, "elapsed_s": round(tr.elapsed, 2),
+                                           "it_per_s": round(rate, 3), **losses}) + "\n")
+                log_file.flush()
+    finally:
+        bar.close()
+    tr.snapshot()
+    if test_store is not None:
+        evals.append(_log_eval(tr, test_store, writer, log_file))
+    if tr.dist.world > 1:
+        diff = max(ddp.replica_difference(tr.G, tr.dist), ddp.replica_difference(tr.D, tr.dist))
+        if log_file is not None:
+            log_file.write(json.dumps({"replicas": {"world_size": tr.dist.world, "max_abs_diff": diff}}) + "\n")
+    if writer is not None:
+        writer.close()
+        log_file.close()
+    return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, losses, evals)

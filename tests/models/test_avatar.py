@@ -1,0 +1,102 @@
+"""Shapes and ranges of every network at the tiny preset; neural texture and noise move with the face."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from styleavatar.config import MODEL_PRESETS
+from styleavatar.models.avatar import AvatarNet
+from styleavatar.models.stylegan import Discriminator, FeatureGenerator
+from styleavatar.models.styleunet import StyleUNet
+
+CFG = MODEL_PRESETS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return AvatarNet(CFG, identities=2).eval()
+
+
+def _inputs(b=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = CFG.render_size
+    return torch.rand(b, 3, r, r, generator=g) * 2 - 1, torch.rand(b, 3, r, r, generator=g)
+
+
+def test_styleunet_feature_and_image_modes():
+    ch = CFG.channels
+    feat = StyleUNet(6, 32, 16, 2, ch, 16, wavelet_input=True, out_channels=5)
+    assert feat(torch.randn(2, 6, 32, 32), torch.randn(2, 16)).shape == (2, 5, 16, 16)
+    img = StyleUNet(8, 8, 32, 2, ch, 16)
+    noise = {s: torch.randn(2, 1, s, s) for s in (8, 16, 32)}
+    assert img(torch.randn(2, 8, 8, 8), torch.randn(2, 16), noise).shape == (2, 12, 32, 32)
+
+
+def test_feature_generator_and_discriminator():
+    ch = CFG.channels
+    for side in (12, 16, 48):
+        assert FeatureGenerator(side, 8, ch, 16)(torch.randn(3, 16)).shape == (3, 8, side, side)
+    d = Discriminator(64, ch)
+    logits = d(torch.rand(3, 3, 64, 64) * 2 - 1, torch.rand(3, 3, 64, 64) * 2 - 1)
+    assert logits.shape == (3,) and torch.isfinite(logits).all()
+
+
+def test_avatar_shapes_ranges_and_offsets(net):
+    render, uv = _inputs(3)
+    m = net.max_offset()
+    assert m == (CFG.canvas - CFG.window) // 2 > 0
+    image, mask = net(render, uv, torch.arange(3), torch.tensor([0, 1, 1]), [(m, -m), (0, 0), (-m, 1)])
+    assert image.shape == (3, 3, CFG.output_size, CFG.output_size)
+    assert mask.shape == (3, 1, CFG.output_size, CFG.output_size)
+    assert torch.isfinite(image).all() and image.abs().max() < 20
+    assert 0 <= mask.min() and mask.max() <= 1
+
+
+def test_cached_features_give_the_same_frame(net):
+    render, uv = _inputs(1)
+    idx, ident = torch.tensor([2500]), torch.tensor([1])
+    with torch.no_grad():
+        before, _ = net(render, uv, idx, ident)
+        frozen = AvatarNet(CFG, identities=2).eval()
+        frozen.load_state_dict(net.state_dict())
+        frozen.freeze_features()
+        after, _ = frozen(render, uv, idx, ident)
+        w, _ = frozen.inference_styles(identity=1)
+        direct, _ = frozen.synthesize(render, uv, w, frozen.face_maps[1:2], frozen.background_maps[1:2])
+    assert torch.allclose(before, after, atol=1e-5)
+    assert torch.allclose(after, direct, atol=1e-5)
+    assert not any(p.requires_grad for p in frozen.face_generator.parameters())
+
+
+def _face_uv(shift_px: int) -> torch.Tensor:
+    """A smooth 'face' UV patch on the render canvas, shifted right by shift_px render pixels."""
+    r = CFG.render_size
+    uv = torch.zeros(1, 3, r, r)
+    y, x = torch.meshgrid(torch.arange(r), torch.arange(r), indexing="ij")
+    inside = ((x - shift_px - r / 2).abs() < r / 4) & ((y - r / 2).abs() < r / 4)
+    uv[0, 0] = torch.where(inside, (x - shift_px - r / 4) / (r / 2), 0)
+    uv[0, 1] = torch.where(inside, (y - r / 4) / (r / 2), 0)
+    uv[0, 2] = inside.float()
+    return uv
+
+
+def test_noise_and_neural_texture_move_with_the_uv_render(net):
+    """Shift the face by one feature cell (2 render px): its noise and features shift by the same amount."""
+    uv0, uv1 = _face_uv(0), _face_uv(2)
+    win = net._window(uv0, None, 2), net._window(uv1, None, 2)
+    n0, n1 = net._noise(win[0], None), net._noise(win[1], None)
+    for side, k in ((CFG.window, 1), (2 * CFG.window, 2)):
+        face = net._window(uv0, None, 2)[:, 2:3]
+        cov = torch.nn.functional.interpolate(face, size=(side, side), mode="bilinear") > 0.999
+        cov_core = cov[..., k:-k, k:-k] if k else cov
+        a = n0[side][..., k:-k, k:-k]
+        b = n1[side][..., k:-k, 2 * k:]  # the same face point is k pixels to the right
+        sel = cov_core & (cov[..., k:-k, :-2 * k] if k else cov_core)
+        assert sel.sum() > 10
+        assert torch.allclose(a[sel], b[sel], atol=1e-4)
+    # Neural texture: the face features sampled through the two UV renders are shifted copies
+    fmap = torch.randn(1, CFG.feature_channels, CFG.uv_size, CFG.uv_size)
+    feats = [net.face_features(fmap, w) for w in win]
+    inner = feats[0][..., 4:-4, 4:-6]
+    assert torch.allclose(inner, feats[1][..., 4:-4, 6:-4], atol=1e-5)

@@ -1,0 +1,112 @@
+"""Training at the tiny preset: the loss falls, runs resume exactly after SIGKILL, DDP keeps replicas equal."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from styleavatar.cli import main
+from styleavatar.config import MODEL_PRESETS, TRAIN_PRESETS
+from styleavatar.io.checkpoint import list_checkpoints, load_tensors
+from styleavatar.training.trainer import train
+
+TINY_M = MODEL_PRESETS["tiny"]
+TINY_T = dataclasses.replace(TRAIN_PRESETS["tiny"], gan_start=4, r1_every=2, vgg_every=2, threads=1,
+                             sample_minutes=100.0, snapshot_minutes=100.0)
+
+
+def _losses(run):
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return [r for r in rows if "l1" in r]
+
+
+def test_training_reduces_the_loss_and_writes_the_run(astro_dataset, tmp_path):
+    run = tmp_path / "run"
+    cfg = dataclasses.replace(TINY_T, log_every=5, eval_minutes=100.0, eval_frames=8, gan_start=30)
+    summary = train([astro_dataset.output], run, TINY_M, cfg, iters=60, progress=False, log=lambda m: None)
+    rows = _losses(run)
+    first, last = sum(r["l1"] for r in rows[:2]) / 2, sum(r["l1"] for r in rows[-2:]) / 2
+    assert last < 0.8 * first, (first, last)
+    assert summary.iterations == 60 and "gan" in summary.losses and "d" in summary.losses
+    assert summary.evals[-1]["psnr"] > summary.evals[0]["psnr"] + 3
+    for name in ("config.json", "avatar.safetensors", "avatar.json", "subjects/0/face_model.safetensors",
+                 "subjects/0/face_model.json"):
+        assert (run / name).exists(), name
+    assert list((run / "samples").glob("*.png")) and list((run / "tensorboard").iterdir())
+    tensors, meta = load_tensors(run / "avatar.safetensors", "styleavatar-avatar")
+    assert meta["iteration"] == 60 and bool(tensors["features_frozen"])
+    assert json.loads((run / "config.json").read_text())["model"]["output_size"] == 64
+    assert "PSNR" in summary.describe()
+
+
+def _train_args(ds, run, iters, extra=()):
+    return ["train", str(ds), "-o", str(run), "--preset", "tiny", "--iters", str(iters), "--quiet",
+            "--threads", "1", "--gan-start", "4", "--r1-every", "2", "--vgg-every", "2", "--snapshot-every", "5",
+            "--freeze-features-at", "12", "--sample-minutes", "100", *extra]
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(astro_dataset, tmp_path):
+    ds = astro_dataset.output
+    ref = tmp_path / "ref"
+    assert main(_train_args(ds, ref, 20)) == 0
+    run = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "styleavatar.cli", *_train_args(ds, run, 20)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "ckpt-00000010.safetensors").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpts = list_checkpoints(run)
+    assert ckpts and ckpts[-1].name < "ckpt-00000020.safetensors", "the run was not interrupted"
+    assert main(_train_args(ds, run, 20, ["--resume"])) == 0
+    a, _ = load_tensors(ref / "ckpt-00000020", "styleavatar-checkpoint")
+    b, meta = load_tensors(run / "ckpt-00000020", "styleavatar-checkpoint")
+    assert meta["iteration"] == 20
+    for key in a:
+        if key.startswith(("G.", "G_ema.", "D.")):
+            assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+
+
+def test_existing_run_needs_resume_and_budget_errors(astro_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(_train_args(astro_dataset.output, run, 2)) == 0
+    assert main(_train_args(astro_dataset.output, run, 4)) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "nope"), "-o", str(tmp_path / "r2"), "--iters", "1"]) == 2
+    assert "not a complete styleavatar dataset" in capsys.readouterr().err
+
+
+def test_fine_tune_from_a_pretrained_run(astro_dataset, tmp_path):
+    ds = astro_dataset.output
+    pre = tmp_path / "pre"
+    two = _train_args(ds, pre, 3)
+    two.insert(2, str(ds))  # train DS DS -o PRE ...: two identities
+    assert main(two) == 0
+    assert json.loads((pre / "avatar.json").read_text())["identities"] == 2
+    fine = tmp_path / "fine"
+    assert main(_train_args(ds, fine, 0, ["--init", str(pre)])) == 0
+    a, _ = load_tensors(pre / "avatar", "styleavatar-avatar")
+    b, _ = load_tensors(fine / "ckpt-00000000", "styleavatar-checkpoint")
+    assert torch.equal(a["image_unet.from_input.weight"], b["G.image_unet.from_input.weight"])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo test uses Linux process spawning")
+def test_ddp_gloo_keeps_replicas_identical(astro_dataset, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "styleavatar.cli", *_train_args(astro_dataset.output, run, 6)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    sync = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if "replicas" in line]
+    assert sync and sync[-1]["replicas"]["world_size"] == 2
+    assert sync[-1]["replicas"]["max_abs_diff"] < 1e-6
