@@ -43,3 +43,25 @@ def astro_dataset(astro_clip, tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def drive_clip(tmp_path_factory):
+    """50 frames of the astronaut with the 'drive' motion script (a different rhythm from training)."""
+    from styleavatar.data.synthetic import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("drive") / "drive.mp4", frames=50, size=256, kind="drive")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(astro_dataset, tmp_path_factory):
+    """A tiny-preset avatar trained for a few iterations on the astronaut dataset (a valid run folder)."""
+    import dataclasses
+
+    from styleavatar.config import MODEL_PRESETS, TRAIN_PRESETS
+    from styleavatar.training.trainer import train
+
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], threads=1, sample_minutes=1e9, snapshot_minutes=1e9)
+    train([astro_dataset.output], run, MODEL_PRESETS["tiny"], cfg, iters=10, progress=False, log=lambda m: None)
+    return run

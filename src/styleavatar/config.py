@@ -65,9 +65,9 @@ class PreprocessConfig:
 PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
     "tiny": PreprocessConfig(size=128, render_size=64, texture_size=128, texture_frames=8, preview=False),
     "cpu": PreprocessConfig(),
-    "paper": PreprocessConfig(size=1024, render_size=256, texture_size=512),
+    "paper": PreprocessConfig(size=1536, render_size=384, texture_size=512),
 }
-"""Named presets: ``tiny`` for tests, ``cpu`` (the default), ``paper`` (1024^2 frames, 256^2 renders)."""
+"""Named presets: ``tiny`` for tests, ``cpu`` (the default), ``paper`` (1536^2 crop: 1024^2 output + margin)."""
 
 
 @functools.lru_cache(maxsize=None)

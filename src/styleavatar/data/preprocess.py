@@ -143,6 +143,47 @@ def _track(video: Path, info: VideoInfo, cfg: PreprocessConfig, clock: _Clock, p
     return np.stack(marks), np.array(times), np.array(sources), misses
 
 
+def fit_tracked(video: Path, info: VideoInfo, cfg: PreprocessConfig, landmarks: np.ndarray
+                ) -> tuple[CropBox, np.ndarray, SubjectModel, FrameParams, float]:
+    """Crop box, crop-normalised landmarks, face model fit and median face size (px) of tracked landmarks.
+
+    landmarks: (N, 478, 3) source-pixel landmarks, NaN rows where no face was found.
+    Raises UserError for a face that is too small or a sideways video.
+    """
+    tracked = ~np.isnan(landmarks[:, 0, 0])
+    boxes = landmark_box(landmarks[tracked])
+    size_px = face_size(boxes)
+    if size_px < cfg.min_face_px:
+        raise UserError(f"face too small in {video.name}: {size_px:.0f} px (need >= {cfg.min_face_px} px); "
+                        "use a closer or higher-resolution video")
+    crop = choose_crop(boxes, info.width, info.height, cfg.portrait_scale, cfg.crop_scale)
+    norm = crop.normalise(landmarks)
+    subject, params = fit_landmarks(norm, tracked, cfg.fps or info.fps, cfg.expression_dims, cfg.expression_reg,
+                                    cfg.identity_frames, cfg.smooth)
+    roll = float(np.median(params.euler()[tracked, 2]))
+    if abs(roll) > 60:
+        raise UserError(f"{video.name} is sideways: the face is rolled {roll:.0f} degrees in the image; "
+                        "rotate the video (or fix its rotation metadata) first")
+    return crop, norm, subject, params, size_px
+
+
+def track_video(video: Path, cfg: PreprocessConfig, progress: bool = True
+                ) -> tuple[VideoInfo, np.ndarray, CropBox, np.ndarray, SubjectModel, FrameParams]:
+    """Track and fit a whole video without writing anything (drivers of reenactment).
+
+    Returns the video info, the frame times (N,) in seconds, the crop box, the crop-normalised landmarks
+    (N, 478, 3), the fitted face model and per-frame parameters. Raises UserError when too few frames
+    have a face (``cfg.min_tracked_fraction``) and for the other bad inputs of :func:`fit_tracked`.
+    """
+    info = probe(video)
+    landmarks, times, _, misses = _track(video, info, cfg, _Clock(), progress)
+    fraction = float((~np.isnan(landmarks[:, 0, 0])).mean())
+    if fraction == 0 or fraction < cfg.min_tracked_fraction:
+        raise _explain_missing_face(video, misses, cfg, fraction)
+    crop, norm, subject, params, _ = fit_tracked(video, info, cfg, landmarks)
+    return info, times, crop, norm, subject, params
+
+
 def _small_face_size(rgb: np.ndarray, tiles: int = 3) -> float | None:
     """Size in pixels of a face too small for the tracker, found by looking at enlarged tiles of the frame."""
     h, w = rgb.shape[:2]
@@ -313,20 +354,8 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
     fraction = float(tracked.mean())
 
     t = time.perf_counter()
-    boxes = landmark_box(landmarks[tracked])
-    size_px = face_size(boxes)
-    if size_px < cfg.min_face_px:
-        raise UserError(f"face too small in {video.name}: {size_px:.0f} px (need >= {cfg.min_face_px} px); "
-                        "use a closer or higher-resolution video")
-    crop = choose_crop(boxes, info.width, info.height, cfg.portrait_scale, cfg.crop_scale)
-    norm = crop.normalise(landmarks)
     fps = cfg.fps or info.fps
-    subject, params = fit_landmarks(norm, tracked, fps, cfg.expression_dims, cfg.expression_reg,
-                                    cfg.identity_frames, cfg.smooth)
-    roll = float(np.median(params.euler()[tracked, 2]))
-    if abs(roll) > 60:
-        raise UserError(f"{video.name} is sideways: the face is rolled {roll:.0f} degrees in the image; "
-                        "rotate the video (or fix its rotation metadata) first")
+    crop, norm, subject, params, size_px = fit_tracked(video, info, cfg, landmarks)
     reproj = float(np.nanmedian(reprojection_error(subject, params, norm)) * cfg.render_size)
     verts = params.vertices(subject)
     t = clock.add("fit", t)

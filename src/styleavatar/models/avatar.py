@@ -60,6 +60,8 @@ class AvatarNet(nn.Module):
         self.mask_conv = EqualConv2d(2 * c, 1, 3)
         self.image_unet = StyleUNet(c, cfg.window, cfg.output_size // 2, cfg.image_depth, ch, s)
         self._register_noise(cfg)
+        self.register_buffer("centre_box", torch.zeros(1, 1, cfg.render_size, cfg.render_size), persistent=False)
+        self.centre_box.copy_(self.box_mask([(0, 0)], 1, self.centre_box.device))
         self.register_buffer("face_maps", torch.zeros(identities, c, cfg.uv_size, cfg.uv_size))
         self.register_buffer("background_maps", torch.zeros(identities, c, cfg.canvas, cfg.canvas))
         self.register_buffer("features_frozen", torch.zeros((), dtype=torch.bool))
@@ -139,11 +141,16 @@ class AvatarNet(nn.Module):
         return torch.stack(crops)
 
     def box_mask(self, offsets: Offsets, batch: int, device: torch.device) -> torch.Tensor:
-        """(B, 1, R, R) 1 inside the window's box on the render canvas, 0 outside (paper: random boxes)."""
+        """1 inside the window's box on the render canvas, 0 outside (paper: random sample boxes).
+
+        (B, 1, R, R) for given offsets; (1, 1, R, R) for the centred window (broadcasts, exports as a constant).
+        """
+        if offsets is None:
+            return self.centre_box
         r = self.cfg.render_size
         side, start = 2 * self.cfg.window, (r - 2 * self.cfg.window) // 2
         mask = torch.zeros(batch, 1, r, r, device=device)
-        for i, (dx, dy) in enumerate(offsets or [(0, 0)] * batch):
+        for i, (dx, dy) in enumerate(offsets):
             y0, x0 = start + 2 * dy, start + 2 * dx
             mask[i, :, y0:y0 + side, x0:x0 + side] = 1
         return mask

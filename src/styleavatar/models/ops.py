@@ -55,7 +55,7 @@ class Upsample2x(nn.Module):
         self.register_buffer("kernel", _blur_kernel() * 4, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
+        c = int(x.shape[1])  # static channel count (a constant in exported graphs)
         k = self.kernel.to(x.dtype).expand(c, 1, 4, 4)
         return F.conv_transpose2d(x, k, stride=2, padding=1, groups=c)
 
@@ -68,7 +68,7 @@ class Downsample2x(nn.Module):
         self.register_buffer("kernel", _blur_kernel(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
+        c = int(x.shape[1])  # static channel count (a constant in exported graphs)
         k = self.kernel.to(x.dtype).expand(c, 1, 4, 4)
         return F.conv2d(x, k, stride=2, padding=1, groups=c)
 

@@ -66,12 +66,13 @@ class StyleUNet(nn.Module):
         noise = noise or {}
         if self.wavelet_input:
             x = haar_dwt(x)
+        # Sides are the static ones from construction (traced graphs must not key on runtime shapes).
         h = self.from_input(x)
-        skips = {h.shape[-1]: h}
-        for block in self.encoder:
+        skips = {self.sides[0]: h}
+        for block, side in zip(self.encoder, self.sides[1:]):
             h = block(h)
-            skips[h.shape[-1]] = h
-        h = self.bottleneck(h, w, noise.get(h.shape[-1]))
+            skips[side] = h
+        h = self.bottleneck(h, w, noise.get(self.sides[-1]))
         rgb = self.to_rgb[0](h, w) if self.rgb else None
         for i, side in enumerate(self.dec_sides):
             h = self.up_convs[i](h, w, noise.get(side))

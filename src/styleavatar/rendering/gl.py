@@ -5,6 +5,7 @@ tested against :func:`~styleavatar.rendering.rasterize.rasterize_torch`.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
@@ -30,14 +31,19 @@ void main() { out_attr = vec4(v_attr.xyz, 1.0); out_more = vec4(v_attr.w, 0.0, 0
 """
 
 
-@functools.lru_cache(maxsize=1)
+_THREAD = threading.local()
+
+
 def _context():
+    """This thread's OpenGL context (a context is current in the thread that created it only)."""
     import moderngl
 
-    try:
-        return moderngl.create_context(standalone=True, backend="egl")
-    except Exception:  # no EGL: try the platform default (GLX/WGL/CGL with a display)
-        return moderngl.create_context(standalone=True)
+    if getattr(_THREAD, "ctx", None) is None:
+        try:
+            _THREAD.ctx = moderngl.create_context(standalone=True, backend="egl")
+        except Exception:  # no EGL: try the platform default (GLX/WGL/CGL with a display)
+            _THREAD.ctx = moderngl.create_context(standalone=True)
+    return _THREAD.ctx
 
 
 @functools.lru_cache(maxsize=1)

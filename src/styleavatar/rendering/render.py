@@ -123,3 +123,25 @@ def bake_texture(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[n
     cv2.fillPoly(mouth, [np.round(disc * 16).astype(np.int32)], 1, shift=4)
     texture[mouth > 0] = MOUTH_COLOUR
     return texture
+
+
+def resize_image(img: np.ndarray, size: int) -> np.ndarray:
+    """Square image -> (size, size, ...): area averaging when shrinking, bilinear when enlarging."""
+    if img.shape[0] == size:
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def resize_uv(uv: np.ndarray, size: int) -> np.ndarray:
+    """Resize a (H, W, 3) UV render (u, v, coverage) without pulling u, v towards 0 at the silhouette.
+
+    u and v are resized premultiplied by coverage and divided back, so edge pixels keep true coordinates
+    and coverage becomes fractional there.
+    """
+    if uv.shape[0] == size:
+        return uv
+    cov = uv[..., 2:3]
+    pre = resize_image(np.concatenate([uv[..., :2] * cov, cov], axis=2).astype(np.float32), size)
+    c = pre[..., 2:3]
+    return np.concatenate([np.where(c > 1e-6, pre[..., :2] / np.maximum(c, 1e-6), 0), c], axis=2).astype(np.float32)

@@ -18,26 +18,7 @@ from tqdm import tqdm
 
 from ..config import ModelConfig
 from ..data.dataset import Dataset
-
-
-def resize_uv(uv: np.ndarray, size: int) -> np.ndarray:
-    """Area-resize a (H, W, 3) UV render (u, v, coverage) without pulling u, v towards 0 at the silhouette.
-
-    u and v are resized premultiplied by coverage and divided back, so edge pixels keep true coordinates.
-    """
-    if uv.shape[0] == size:
-        return uv
-    cov = uv[..., 2:3]
-    pre = cv2.resize(np.concatenate([uv[..., :2] * cov, cov], axis=2), (size, size), interpolation=cv2.INTER_AREA)
-    c = pre[..., 2:3]
-    return np.concatenate([np.where(c > 1e-6, pre[..., :2] / np.maximum(c, 1e-6), 0), c], axis=2).astype(np.float32)
-
-
-def _resize(img: np.ndarray, size: int) -> np.ndarray:
-    if img.shape[0] == size:
-        return img
-    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(img, (size, size), interpolation=interp)
+from ..rendering.render import resize_image, resize_uv
 
 
 @dataclass
@@ -72,7 +53,7 @@ class FrameStore:
         def one(item):
             ds, ident, i = item
             mask = np.round(ds.mask(i) * 255).astype(np.uint8)
-            return (_resize(ds.frame(i), crop), _resize(mask, crop), _resize(ds.render(i), r),
+            return (resize_image(ds.frame(i), crop), resize_image(mask, crop), resize_image(ds.render(i), r),
                     resize_uv(ds.uv(i), r).astype(np.float16), i, ident)
 
         with ThreadPoolExecutor(threads) as pool:

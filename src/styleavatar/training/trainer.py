@@ -6,7 +6,7 @@ Run folder layout::
     RUN/ckpt-NNNNNNNN.*        resumable checkpoints (generator, EMA, discriminator, optimisers, RNG)
     RUN/avatar.safetensors     the EMA generator with cached feature maps: what inference loads
     RUN/avatar.json
-    RUN/subjects/K/            face model + meta of dataset K (what drives the avatar later)
+    RUN/subjects/K/            face model, per-frame parameters and meta of dataset K (to drive the avatar)
     RUN/log.jsonl              scalars every few iterations, and held-out PSNR/SSIM
     RUN/tensorboard/           the same for TensorBoard, with sample grids
     RUN/samples/               PNG strips of held-in frames: truth | avatar | texture render
@@ -124,6 +124,10 @@ class Trainer:
         if train_cfg.threads:
             torch.set_num_threads(train_cfg.threads)
         self.datasets = [Dataset.open(p) for p in datasets]
+        for ds in self.datasets:
+            if int(ds.meta.get("size", model_cfg.crop_size)) < model_cfg.crop_size:
+                log(f"warning: {ds.root} has {ds.meta.get('size')}^2 frames but this model needs "
+                    f"{model_cfg.crop_size}^2: frames are upsampled (preprocess with --size {model_cfg.crop_size})")
         self.dataset_paths = [str(Path(p).resolve()) for p in datasets]
         torch.manual_seed(train_cfg.seed)
         self._build(init)
@@ -214,7 +218,7 @@ class Trainer:
         meta = {"format": AVATAR_FORMAT, "version": VERSION, "iteration": self.iteration,
                 "model": to_dict(self.mcfg), "identities": len(self.datasets), "datasets": self.dataset_paths,
                 "subjects": [f"subjects/{i}" for i in range(len(self.datasets))],
-                "crop": [ds.meta.get("crop") for ds in self.datasets],
+                "crop_box": [ds.meta.get("crop_box") for ds in self.datasets],
                 "fps": [ds.meta.get("fps") for ds in self.datasets]}
         return save_tensors(self.run_dir / "avatar", net.state_dict(), meta)
 
@@ -229,7 +233,8 @@ class Trainer:
         for i, ds in enumerate(self.datasets):
             dst = self.run_dir / "subjects" / str(i)
             dst.mkdir(parents=True, exist_ok=True)
-            for name in ("face_model.safetensors", "face_model.json", "meta.json", "texture.png"):
+            for name in ("face_model.safetensors", "face_model.json", "meta.json", "texture.png",
+                         "params.safetensors"):
                 if (ds.root / name).exists():
                     shutil.copy2(ds.root / name, dst / name)
 
@@ -376,9 +381,11 @@ def _loop(tr: Trainer, iters: int | None, minutes: float | None) -> TrainSummary
     stream = prefetch(batches(train_store, m, t.batch, t.seed, tr.iteration, t.window_sigma, t.window_prob,
                               tr.G.max_offset(), tr.dist.rank), depth=max(2, 2 * t.workers))
     budget_s = minutes * 60 if minutes is not None else math.inf
+    # An iteration budget counts iterations; a time budget counts seconds (elapsed < remaining is the ETA).
+    time_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
     bar = tqdm(total=iters if iters is not None else round(budget_s), initial=tr.iteration if iters else
-               round(tr.elapsed), disable=not (tr.progress and tr.dist.main), unit="it" if iters else "s",
-               desc="training", dynamic_ncols=True)
+               round(tr.elapsed), disable=not (tr.progress and tr.dist.main), unit="it", desc="training",
+               dynamic_ncols=True, bar_format=None if iters is not None else time_format)
     start, base_elapsed = time.monotonic(), tr.elapsed
     last = {"snapshot": start, "sample": -math.inf, "eval": start if tr.iteration else -math.inf, "log": start}
     losses: dict[str, float] = {}
@@ -417,7 +424,8 @@ def _loop(tr: Trainer, iters: int | None, minutes: float | None) -> TrainSummary
             if tr.iteration % t.log_every == 0 and writer is not None:
                 rate = (tr.iteration - it_at_log) / max(1e-9, time.monotonic() - last["log"])
                 it_at_log, last["log"] = tr.iteration, time.monotonic()
-                bar.set_postfix({"it/s": f"{rate:.2f}", **{k: f"{v:.3f}" for k, v in losses.items()}})
+                bar.set_postfix({"it": tr.iteration, "it/s": f"{rate:.2f}",
+                                 **{k: f"{v:.3f}" for k, v in losses.items()}})
                 for k, v in losses.items():
                     writer.add_scalar(f"loss/{k}", v, tr.iteration)
                 writer.add_scalar("speed/it_per_s", rate, tr.iteration)

@@ -1,0 +1,125 @@
+"""A trained avatar, loaded from a run folder, that turns face-model parameters into frames.
+
+What runs per frame: face-model parameters -> render-mesh vertices -> UV and texture renders
+(rasterised at the dataset's render size, then resized exactly as in training) -> the per-frame network
+(render StyleUNet + image StyleUNet; the static feature maps are cached in the avatar file).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig, from_dict
+from ..data.dataset import load_face_model, load_params
+from ..errors import UserError
+from ..io.checkpoint import AVATAR_FORMAT, load_tensors
+from ..models.avatar import AvatarNet
+from ..rendering.rasterize import Rasterizer, make_rasterizer
+from ..rendering.render import render_frame, resize_image, resize_uv
+from ..tracking.fit import FrameParams, SubjectModel
+from .transfer import Pose
+
+
+@dataclass
+class Avatar:
+    """Network + the subject's face model, training-frame parameters and dataset meta."""
+
+    run: Path
+    net: AvatarNet
+    cfg: ModelConfig
+    identity: int
+    subject: SubjectModel
+    params: FrameParams
+    meta: dict
+    rasterizer_kind: str
+    w: torch.Tensor
+    """(1, style) latent at the inference frame code (t = 0.5) and this identity."""
+
+    def __post_init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def rasterizer(self) -> Rasterizer:
+        """This thread's rasteriser (an OpenGL context belongs to the thread that made it)."""
+        if getattr(self._local, "rasterizer", None) is None:
+            self._local.rasterizer = make_rasterizer(self.rasterizer_kind)
+        return self._local.rasterizer
+
+    @classmethod
+    def load(cls, run: str | Path, identity: int = 0, device: str | torch.device = "cpu",
+             rasterizer: str = "auto") -> "Avatar":
+        run = Path(run)
+        if not (run / "avatar.safetensors").exists():
+            raise UserError(f"{run} is not a styleavatar run folder (no avatar.safetensors): "
+                            "make one with `styleavatar train`")
+        tensors, meta = load_tensors(run / "avatar.safetensors", AVATAR_FORMAT)
+        if not 0 <= identity < int(meta["identities"]):
+            raise UserError(f"{run} has {meta['identities']} identities; --identity {identity} does not exist")
+        cfg = from_dict(ModelConfig, meta["model"])
+        net = AvatarNet(cfg, identities=int(meta["identities"]))
+        net.load_state_dict(tensors)
+        net.eval().requires_grad_(False).to(device)
+        subj_dir = run / meta["subjects"][identity]
+        subject = load_face_model(subj_dir)
+        params, _ = load_params(subj_dir / "params.safetensors")
+        ds_meta = json.loads((subj_dir / "meta.json").read_text())
+        with torch.no_grad():
+            w, _ = net.inference_styles(identity)
+        return cls(run, net, cfg, identity, subject, params, ds_meta, rasterizer, w)
+
+    @property
+    def device(self) -> torch.device:
+        return self.w.device
+
+    def reference_pose(self) -> Pose:
+        """The avatar's median pose over its training frames (where relative driving starts from)."""
+        return Pose.median(self.params, range(*self.meta["split"]["train"]))
+
+    def renders(self, params: FrameParams, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame i's texture render (R, R, 3) uint8 and UV render (R, R, 3) float32 at the model's render size."""
+        verts = _vertices(params, self.subject, i)
+        uv, tex = render_frame(self.rasterizer, verts, self.subject.texture, int(self.meta["render_size"]))
+        r = self.cfg.render_size
+        return resize_image(tex, r), resize_uv(uv, r)
+
+    def to_tensors(self, renders: list[np.ndarray], uvs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lists of renders/UVs -> (B, 3, R, R) network inputs (render in [-1, 1], uv in [0, 1])."""
+        render = torch.from_numpy(np.stack(renders)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        uv = torch.from_numpy(np.stack(uvs).astype(np.float32)).permute(0, 3, 1, 2)
+        return render.to(self.device), uv.to(self.device)
+
+    def use_onnx(self, path: str | Path) -> None:
+        """Run the per-frame network with onnxruntime from an exported file (see ``styleavatar export``)."""
+        from .export import session
+
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"no ONNX model at {path}: make one with `styleavatar export {self.run} --onnx {path}`")
+        self.onnx = session(path)
+
+    @torch.no_grad()
+    def generate(self, render: torch.Tensor, uv: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, R, R) inputs -> images (B, out, out, 3) uint8 and masks (B, out, out) float32 in [0, 1]."""
+        b = render.shape[0]
+        net = self.net
+        if getattr(self, "onnx", None) is not None:
+            out = self.onnx.run(None, {"render": render.cpu().numpy(), "uv": uv.cpu().numpy()})
+            image, mask = torch.from_numpy(out[0]), torch.from_numpy(out[1])
+        else:
+            image, mask = net.synthesize(render, uv, self.w.expand(b, -1),
+                                         net.face_maps[self.identity:self.identity + 1],
+                                         net.background_maps[self.identity:self.identity + 1])
+        rgb = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        return rgb, mask[:, 0].float().cpu().numpy()
+
+
+def _vertices(params: FrameParams, subject: SubjectModel, i: int) -> np.ndarray:
+    """Render-mesh vertices of frame i only (without building every frame's)."""
+    one = FrameParams(params.tracked[i:i + 1], params.scale[i:i + 1], params.rotation[i:i + 1],
+                      params.translation[i:i + 1], params.expression[i:i + 1], params.gaze[i:i + 1])
+    return one.vertices(subject)[0]

@@ -1,0 +1,106 @@
+"""A driver's per-frame motion: tracked from a video, or saved to / loaded from a motion template.
+
+A motion template (``styleavatar motion VIDEO -o motion.npz``) holds only geometry: per-frame pose,
+expression coefficients, gaze, and the driver's expression basis (so deformations can be rebuilt). No
+face pixels and no pickled objects; it is read with ``allow_pickle=False``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import PreprocessConfig
+from ..errors import UserError
+from ..io.atomic import atomic_file
+from ..tracking.fit import FrameParams
+
+MOTION_FORMAT = "styleavatar-motion"
+MOTION_VERSION = 1
+
+
+@dataclass
+class DriverMotion:
+    """Per-frame motion of a driver (N frames, K expression dimensions of the driver's own basis).
+
+    Poses are crop-normalised (the driver's own crop); expression deformations are in the head frame.
+    """
+
+    fps: float
+    params: FrameParams
+    basis: np.ndarray
+    """(K, 468, 3) the driver's expression basis."""
+    coeff_rms: np.ndarray
+    """(K,) RMS of each coefficient over the driver's video (to find its most neutral frame)."""
+    source: str = ""
+    """Where the motion came from (a file name; informative only)."""
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def deformation(self, reference: int) -> np.ndarray:
+        """(N, 468, 3) expression deformation of every frame relative to frame ``reference``."""
+        delta = self.params.expression - self.params.expression[reference]
+        return np.einsum("nk,kpc->npc", delta, self.basis)
+
+    def most_neutral_frame(self) -> int:
+        """Tracked frame with the smallest expression (coefficients in units of their RMS), facing the camera."""
+        p = self.params
+        expr = np.linalg.norm(p.expression / (self.coeff_rms + 1e-8), axis=1)
+        pose = np.abs(p.euler()[:, :2]).sum(1) / 30.0  # 30 degrees of yaw+pitch weigh like 1 RMS
+        return int(np.argmin(np.where(p.tracked, expr + pose, np.inf)))
+
+    # ------------------------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> Path:
+        """Write a motion template (.npz, no pickles) atomically."""
+        path = Path(path)
+        p = self.params
+        with atomic_file(path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(
+                    f, format=np.array(MOTION_FORMAT), version=np.array(MOTION_VERSION), fps=np.array(self.fps),
+                    source=np.array(self.source), tracked=p.tracked, scale=p.scale, rotation=p.rotation,
+                    translation=p.translation, expression=p.expression, gaze=p.gaze, basis=self.basis,
+                    coeff_rms=self.coeff_rms)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DriverMotion":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read motion template {path}: {exc}") from None
+        if str(data.get("format", "")) != MOTION_FORMAT:
+            raise UserError(f"{path} is not a styleavatar motion template")
+        if int(data["version"]) > MOTION_VERSION:
+            raise UserError(f"{path} has motion format version {int(data['version'])}; upgrade styleavatar")
+        params = FrameParams(data["tracked"].astype(bool), data["scale"], data["rotation"], data["translation"],
+                             data["expression"], data["gaze"])
+        return cls(float(data["fps"]), params, data["basis"], data["coeff_rms"], str(data["source"]))
+
+    @classmethod
+    def from_video(cls, video: str | Path, smooth: float = 1.0, progress: bool = True) -> "DriverMotion":
+        """Track a driver video with the same tracker and fit as preprocess.
+
+        Frames where the face is lost are filled from the neighbouring good frames (held at the ends);
+        a video with no face at all is an error.
+        """
+        from ..data.preprocess import track_video
+
+        cfg = dataclasses.replace(PreprocessConfig(), smooth=smooth, min_tracked_fraction=0.0)
+        info, _, _, _, subject, params = track_video(Path(video), cfg, progress)
+        return cls(info.fps, params, subject.basis, subject.coeff_rms, Path(video).name)
+
+
+def load_motion(source: str | Path, smooth: float = 1.0, progress: bool = True) -> DriverMotion:
+    """A motion template (.npz) or a video file -> DriverMotion; clear errors for missing/bad files."""
+    source = Path(source)
+    if not source.exists():
+        raise UserError(f"driver not found: {source}")
+    if source.suffix.lower() == ".npz":
+        return DriverMotion.load(source)
+    return DriverMotion.from_video(source, smooth, progress)
