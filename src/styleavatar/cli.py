@@ -150,6 +150,40 @@ def _pose_offset(text: str) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
+def _add_transfer_options(p: argparse.ArgumentParser) -> None:
+    """Options that shape how the driver's motion is transferred (reenact and live)."""
+    p.add_argument("--neutral", default="first", metavar="first|auto|N",
+                   help="driver's neutral/reference frame: its first frame, the most neutral frame found "
+                        "automatically, or a frame number (default: first; live always uses the first face)")
+    p.add_argument("--smooth", type=float, default=1.0,
+                   help="temporal smoothing of the driver's motion: 0 off, 1 default, 2-4 strong")
+    p.add_argument("--eyes", metavar="RATIO|xM",
+                   help="eye openness: a target ratio (lid gap / eye width, e.g. 0.3) or a multiplier of the "
+                        "driver's (e.g. x1.5); default: follow the driver")
+    p.add_argument("--mouth", metavar="RATIO|xM",
+                   help="mouth openness: a target ratio (lip gap / mouth width) or a multiplier (e.g. x0.5)")
+    p.add_argument("--pose-offset", type=_pose_offset, default=(0.0, 0.0, 0.0), metavar="YAW,PITCH,ROLL",
+                   help="degrees added to the avatar's head rotation (e.g. 10,0,0 turns it 10 degrees)")
+    p.add_argument("--expression-scale", type=float, default=1.0,
+                   help="multiplier of the transferred expression (0 = neutral face, >1 exaggerates)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="run the per-frame network in PyTorch or in onnxruntime (default: torch)")
+    p.add_argument("--onnx", type=Path, metavar="FILE",
+                   help="exported model for --backend onnx (default: RUN/avatar.onnx, see `styleavatar export`)")
+
+
+def _transfer_options(args: argparse.Namespace):
+    from .inference.transfer import Openness, TransferOptions
+
+    return TransferOptions(relative=getattr(args, "relative", True), neutral=args.neutral,
+                           expression_scale=args.expression_scale, eyes=Openness.parse(args.eyes),
+                           mouth=Openness.parse(args.mouth), pose_offset=args.pose_offset)
+
+
+def _onnx_path(args: argparse.Namespace) -> Path | None:
+    return (args.onnx or args.run / "avatar.onnx") if args.backend == "onnx" else None
+
+
 def _reenact_parser(sub) -> None:
     p = sub.add_parser(
         "reenact", help="drive a trained avatar with another video (or a motion template) into an mp4",
@@ -164,20 +198,7 @@ def _reenact_parser(sub) -> None:
                    help="use the driver's absolute head pose and position instead of motion relative to its "
                         "reference frame (the default, --relative)")
     p.add_argument("--relative", dest="relative", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--neutral", default="first", metavar="first|auto|N",
-                   help="driver's neutral/reference frame: its first frame, the most neutral frame found "
-                        "automatically, or a frame number (default: first)")
-    p.add_argument("--smooth", type=float, default=1.0,
-                   help="temporal smoothing of the driver's motion: 0 off, 1 default, 2-4 strong")
-    p.add_argument("--eyes", metavar="RATIO|xM",
-                   help="eye openness: a target ratio (lid gap / eye width, e.g. 0.3) or a multiplier of the "
-                        "driver's (e.g. x1.5); default: follow the driver")
-    p.add_argument("--mouth", metavar="RATIO|xM",
-                   help="mouth openness: a target ratio (lip gap / mouth width) or a multiplier (e.g. x0.5)")
-    p.add_argument("--pose-offset", type=_pose_offset, default=(0.0, 0.0, 0.0), metavar="YAW,PITCH,ROLL",
-                   help="degrees added to the avatar's head rotation (e.g. 10,0,0 turns it 10 degrees)")
-    p.add_argument("--expression-scale", type=float, default=1.0,
-                   help="multiplier of the transferred expression (0 = neutral face, >1 exaggerates)")
+    _add_transfer_options(p)
     p.add_argument("--side-by-side", action="store_true", help="write driver | avatar side by side")
     p.add_argument("--paste-back", action="store_true",
                    help="composite the avatar into its own full-resolution source video with a feathered border")
@@ -185,25 +206,16 @@ def _reenact_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=4, help="frames per network call (default: 4)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default: 18)")
     p.add_argument("--device", default="auto", help="torch device: auto (cuda if present), cpu, cuda, cuda:1 ...")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                   help="run the per-frame network in PyTorch or in onnxruntime (default: torch)")
-    p.add_argument("--onnx", type=Path, metavar="FILE",
-                   help="exported model for --backend onnx (default: RUN/avatar.onnx)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_reenact)
 
 
 def _run_reenact(args: argparse.Namespace) -> None:
     from .inference.reenact import ReenactOptions, reenact
-    from .inference.transfer import Openness, TransferOptions
 
-    opts = ReenactOptions(
-        transfer=TransferOptions(relative=args.relative, neutral=args.neutral,
-                                 expression_scale=args.expression_scale, eyes=Openness.parse(args.eyes),
-                                 mouth=Openness.parse(args.mouth), pose_offset=args.pose_offset),
-        smooth=args.smooth, side_by_side=args.side_by_side, paste_back=args.paste_back, batch=args.batch,
-        crf=args.crf, identity=args.identity,
-        onnx=(args.onnx or args.run / "avatar.onnx") if args.backend == "onnx" else None)
+    opts = ReenactOptions(transfer=_transfer_options(args), smooth=args.smooth, side_by_side=args.side_by_side,
+                          paste_back=args.paste_back, batch=args.batch, crf=args.crf, identity=args.identity,
+                          onnx=_onnx_path(args))
     print(reenact(args.run, args.drive, args.output, opts, progress=not args.quiet, device=args.device).describe())
 
 
@@ -251,6 +263,103 @@ def _run_export(args: argparse.Namespace) -> None:
     print(export_onnx(args.run, args.onnx or args.run / "avatar.onnx", args.identity, args.fp16).describe())
 
 
+def _live_parser(sub) -> None:
+    p = sub.add_parser(
+        "live", help="drive the avatar live from a camera (or a video) in real time",
+        description="Per frame: capture -> landmarks -> fit -> render -> network -> show, as a pipeline of "
+                    "threads so the stages overlap. The first frame with a face is the driver's neutral "
+                    "reference; when the face is lost the last good motion is held. fps and latency are "
+                    "drawn on the frames. Stop with Ctrl-C (or q in the window).")
+    p.add_argument("run", type=Path, metavar="RUN", help="run folder from `styleavatar train`")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--camera", type=int, default=0, metavar="N", help="camera index (default: 0)")
+    src.add_argument("--video", type=Path, metavar="FILE", help="drive from a video file instead of a camera")
+    p.add_argument("--window", action="store_true", help="show the avatar in a window (needs a GUI OpenCV)")
+    p.add_argument("--virtual-cam", action="store_true", help="send the avatar to a virtual camera (pyvirtualcam)")
+    p.add_argument("--http", type=int, metavar="PORT", help="serve an MJPEG stream on http://127.0.0.1:PORT/")
+    p.add_argument("--output", type=Path, metavar="OUT.mp4", help="also record what is shown to a video")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds")
+    p.add_argument("--no-stats", action="store_true", help="do not draw fps and latency on the frames")
+    p.add_argument("--identity", type=int, default=0, help="identity of a multi-video run (default: 0)")
+    _add_transfer_options(p)
+    p.set_defaults(func=_run_live)
+
+
+def _run_live(args: argparse.Namespace) -> None:
+    import contextlib
+
+    from .inference.avatar import Avatar
+    from .io.video import VideoWriter, probe
+    from .live.pipeline import MJPEGServer, camera_source, run_pipeline, video_source, virtual_camera_sink, \
+        window_sink
+
+    if args.video is None and not (args.window or args.virtual_cam or args.http or args.output):
+        raise UserError("choose where the avatar goes: --window, --virtual-cam, --http PORT or --output FILE")
+    avatar = Avatar.load(args.run, args.identity)
+    if _onnx_path(args):
+        avatar.use_onnx(_onnx_path(args))
+    fps = probe(args.video).fps if args.video else 30.0
+    with contextlib.ExitStack() as stack:
+        sinks = []
+        if args.window:
+            sinks.append(window_sink())
+        if args.virtual_cam:
+            sinks.append(virtual_camera_sink(avatar.cfg.output_size, fps))
+        if args.http:
+            server = MJPEGServer(args.http)
+            stack.callback(server.close)
+            sinks.append(server)
+            print(f"streaming on {server.url}")
+        if args.output:
+            sinks.append(stack.enter_context(VideoWriter(args.output, fps)).write)
+        frames = video_source(args.video) if args.video else camera_source(args.camera)
+        times = run_pipeline(avatar, frames, sinks, fps, args.smooth, _transfer_options(args),
+                             drop_frames=args.video is None, show_stats=not args.no_stats, max_seconds=args.seconds)
+    s = times.summary()
+    print(f"live: {s['frames']} frames at {s['fps']:.1f} fps, median latency {s['latency']['p50_ms']} ms"
+          + (f"; recorded {args.output}" if args.output else ""))
+
+
+def _bench_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench", help="per-stage latency and end-to-end fps of the live loop",
+        description="Run the live pipeline headless on a video (default: the avatar's own source video) and "
+                    "report per-stage latency (decode, landmarks+fit, rasterise, network, encode: mean, p50, "
+                    "p95) and end-to-end frames per second, as a table and as JSON.")
+    p.add_argument("run", type=Path, metavar="RUN", help="run folder from `styleavatar train`")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="network runtime (default: torch)")
+    p.add_argument("--onnx", type=Path, metavar="FILE", help="exported model (default: RUN/avatar.onnx)")
+    p.add_argument("--frames", type=int, default=200, help="frames to run (default: 200)")
+    p.add_argument("--video", type=Path, metavar="FILE", help="driver video (default: the avatar's source video)")
+    p.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures as JSON")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> None:
+    import json
+
+    import cv2
+
+    from .inference.avatar import Avatar
+    from .live.pipeline import run_pipeline, video_source
+
+    avatar = Avatar.load(args.run)
+    if _onnx_path(args):
+        avatar.use_onnx(_onnx_path(args))
+    video = args.video or Path(avatar.meta["source"]["path"])
+    if not video.exists():
+        raise UserError(f"benchmark video not found: {video} (give one with --video)")
+
+    def encode(rgb):  # what --http does per frame
+        cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+    times = run_pipeline(avatar, video_source(video, args.frames + 5), [encode])
+    summary = {"run": str(args.run), "backend": args.backend, "video": str(video), **times.summary()}
+    print(f"bench {args.run} ({args.backend}, {avatar.cfg.output_size}^2) on {video.name}\n\n{times.table()}")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="styleavatar",
@@ -262,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     _reenact_parser(sub)
     _motion_parser(sub)
     _export_parser(sub)
+    _live_parser(sub)
+    _bench_parser(sub)
     _fetch_weights_parser(sub)
     return parser
 

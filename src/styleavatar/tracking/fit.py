@@ -78,7 +78,7 @@ class FrameParams:
         return apply_similarity(head, self.scale, self.rotation, self.translation)
 
 
-def _gaze(aligned: np.ndarray, landmarks_head: np.ndarray) -> np.ndarray:
+def gaze_offsets(aligned: np.ndarray, landmarks_head: np.ndarray) -> np.ndarray:
     """Iris offsets (N, 4) in eye widths, from head-frame points (N, 478, 3)."""
     centres, widths = eye_frames(aligned)
     iris = landmarks_head[:, list(IRIS_CENTRES), :2]
@@ -145,7 +145,7 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
         s, r, t = fit_pose_2d(shape, pts, w)
         aligned = invert_similarity(pts, s, r, t)
         coeffs = solve_coefficients(aligned - identity, basis, reg=expression_reg)
-    gaze = _gaze(aligned, invert_similarity(obs, s, r, t))
+    gaze = gaze_offsets(aligned, invert_similarity(obs, s, r, t))
     n = len(landmarks)
 
     def full(a: np.ndarray) -> np.ndarray:
