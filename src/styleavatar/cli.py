@@ -360,6 +360,31 @@ def _run_bench(args: argparse.Namespace) -> None:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
 
 
+def _distill_parser(sub) -> None:
+    p = sub.add_parser(
+        "distill", help="train a slimmer, faster per-frame network that imitates a trained avatar",
+        description="MegaPortraits-style distillation: a narrower copy of the per-frame network learns to "
+                    "reproduce the avatar (teacher) on its own renders and on perturbed poses and expressions. "
+                    "Writes a run folder usable by reenact, live, bench and export; prints the speed and the "
+                    "PSNR against the teacher and against the held-out frames.")
+    p.add_argument("run", type=Path, metavar="RUN", help="teacher run folder")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="STUDENT", help="student run folder")
+    p.add_argument("--width", type=int, default=64, help="widest layer of the student (default: 64)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=20.0, help="time budget (default: 20)")
+    budget.add_argument("--iters", type=int, help="iteration budget instead of time")
+    p.add_argument("--batch", type=int, default=4, help="frames per step (default: 4)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_distill)
+
+
+def _run_distill(args: argparse.Namespace) -> None:
+    from .inference.distill import distill
+
+    print(distill(args.run, args.output, args.width, None if args.iters else args.minutes, args.iters, args.batch,
+                  progress=not args.quiet).describe())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="styleavatar",
@@ -373,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     _export_parser(sub)
     _live_parser(sub)
     _bench_parser(sub)
+    _distill_parser(sub)
     _fetch_weights_parser(sub)
     return parser
 

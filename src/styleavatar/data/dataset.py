@@ -128,6 +128,16 @@ class Dataset:
         """(size, size, 3) uint8 RGB frame."""
         return cv2.cvtColor(cv2.imread(str(self.root / "frames" / f"{frame_name(i)}.jpg")), cv2.COLOR_BGR2RGB)
 
+    def frame_window(self, i: int, crop_size: int, output_size: int) -> np.ndarray:
+        """(output_size, output_size, 3) uint8: frame i resized to crop_size, its centred output window.
+
+        This is what an avatar network's output covers (the crop is larger by the canvas scale).
+        """
+        from ..rendering.render import resize_image
+
+        start = (crop_size - output_size) // 2
+        return resize_image(self.frame(i), crop_size)[start:start + output_size, start:start + output_size]
+
     def mask(self, i: int) -> np.ndarray:
         """(size, size) float32 person mask in [0, 1]."""
         return cv2.imread(str(self.root / "masks" / f"{frame_name(i)}.png"), cv2.IMREAD_GRAYSCALE) / np.float32(255)
