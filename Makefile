@@ -20,6 +20,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/preprocess.py
+	$(PY) benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

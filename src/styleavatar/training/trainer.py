@@ -135,6 +135,8 @@ class Trainer:
         if self.resume_from is not None:
             self._load_checkpoint(self.resume_from)
         self.precision = _precision(train_cfg, self.device)
+        # fp16 gradients can underflow: scale the loss (no-op for bf16/fp32).
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == torch.float16)
 
     # ------------------------------------------------------------------------------------- setup
     def _build(self, init: Path | None) -> None:
@@ -243,11 +245,16 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.precision or torch.float32,
                               enabled=self.precision is not None)
 
-    def _clip_step(self, net: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+    def _clip_step(self, net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """Backward, average across processes, clip, step."""
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
         ddp.average_gradients(net, self.dist)
+        self.scaler.unscale_(opt)
         if self.tcfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.tcfg.grad_clip)
-        opt.step()
+        self.scaler.step(opt)
+        self.scaler.update()
 
     def generator_step(self, b: Batch, gan: bool) -> tuple[dict[str, float], torch.Tensor]:
         t = self.tcfg
@@ -262,9 +269,7 @@ class Trainer:
                 losses["gan"] = generator_gan_loss(self.D(image, b.render_window).float())
         weights = {"l1": t.l1_weight, "mask": t.mask_weight, "vgg": t.vgg_weight, "gan": t.gan_weight}
         total = sum(weights[k] * v for k, v in losses.items())
-        self.opt_G.zero_grad(set_to_none=True)
-        total.backward()
-        self._clip_step(self.G, self.opt_G)
+        self._clip_step(self.G, self.opt_G, total)
         self.D.requires_grad_(True)
         return {k: float(v.detach()) for k, v in losses.items()}, image.detach()
 
@@ -279,9 +284,7 @@ class Trainer:
             r1 = r1_penalty(self.D(real, b.render_window), real)  # fp32: the penalty needs precise gradients
             loss = loss + r1 * (t.r1_gamma / 2 * t.r1_every)
             out["r1"] = float(r1)
-        self.opt_D.zero_grad(set_to_none=True)
-        loss.backward()
-        self._clip_step(self.D, self.opt_D)
+        self._clip_step(self.D, self.opt_D, loss)
         return out
 
     @torch.no_grad()
