@@ -1,0 +1,36 @@
+"""Motion agreement: a video against itself scores ~0; against a time-shifted copy the errors grow."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from styleavatar.evaluation.motion import Track, compare, jitter
+from styleavatar.evaluation.report import _track
+
+
+def _shifted(track: Track, k: int) -> Track:
+    roll = lambda a: np.roll(a, k, axis=0)  # noqa: E731
+    p = track.params
+    params = dataclasses.replace(p, rotation=roll(p.rotation), expression=roll(p.expression))
+    return Track(roll(track.landmarks), params, track.subject)
+
+
+def test_self_comparison_is_zero_and_shift_grows(drive_clip):
+    track = _track(drive_clip.path, progress=False)
+    same = compare(track, track)
+    assert same["pose_error_deg"] < 1e-3 and same["expression_error_mm"] < 1e-6
+    assert same["mouth_openness_corr"] > 0.999 and same["jitter_ratio"] == 1.0
+    errors = [compare(track, _shifted(track, k)) for k in (2, 6)]
+    assert 0.5 < errors[0]["pose_error_deg"] < errors[1]["pose_error_deg"]
+    assert 0 < errors[0]["expression_error_mm"] < errors[1]["expression_error_mm"]
+    assert errors[1]["mouth_openness_corr"] < 0.9
+
+
+def test_jitter_grows_with_noise(rng):
+    t = np.linspace(0, 1, 50)
+    pts = np.zeros((50, 478, 3))
+    pts[..., 0] = np.linspace(0, 1, 478)[None] + t[:, None] * 0.1
+    pts[..., 1] = np.linspace(0, 1, 478)[None]
+    assert jitter(pts) < 1e-9
+    assert jitter(pts + rng.normal(0, 1e-3, pts.shape)) < jitter(pts + rng.normal(0, 1e-2, pts.shape))
