@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 
 demo: setup
-	@echo "demo not built yet: see README.md to run styleavatar preprocess on your own video"
+	$(VENV)/bin/styleavatar demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -393,7 +393,7 @@ def _loop(tr: Trainer, iters: int | None, minutes: float | None) -> TrainSummary
     last = {"snapshot": start, "sample": -math.inf, "eval": start if tr.iteration else -math.inf, "log": start}
     losses: dict[str, float] = {}
     evals: list[dict] = []
-    it_at_log = tr.iteration
+    it_at_log = first_iteration = tr.iteration
     try:
         while True:
             now = time.monotonic()
@@ -437,7 +437,8 @@ def _loop(tr: Trainer, iters: int | None, minutes: float | None) -> TrainSummary
                 log_file.flush()
     finally:
         bar.close()
-    tr.snapshot()
+    if tr.iteration != first_iteration or not list_checkpoints(tr.run_dir):  # nothing new: keep the files as they are
+        tr.snapshot()
     if test_store is not None:
         evals.append(_log_eval(tr, test_store, writer, log_file))
     if tr.dist.world > 1:
