@@ -428,6 +428,32 @@ def _run_demo(args: argparse.Namespace) -> None:
     print(run_demo(args.output, args.minutes, progress=not args.quiet).describe())
 
 
+def _serve_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="browser UI: make, drive and evaluate avatars (gradio)",
+        description="A local web app with tabs to make an avatar from an uploaded video (preprocess + train with "
+                    "live progress and samples), drive it with an uploaded video or motion template (eyes, mouth, "
+                    "pose sliders), and evaluate it. One job at a time; uploads are copied into the working "
+                    "folder under generated names.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--workdir", type=Path, default=Path("serve_output"), help="working folder (default: serve_output)")
+    p.add_argument("--max-upload-mb", type=int, default=500, help="largest accepted upload in MB (default: 500)")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> None:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise UserError("the web app needs gradio: run `make setup` (or pip install gradio)") from None
+    from .serve import serve
+
+    print(f"styleavatar web app on http://{args.host}:{args.port}/ (Ctrl-C stops it)")
+    serve(args.host, args.port, args.workdir, args.max_upload_mb)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="styleavatar",
@@ -444,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bench_parser(sub)
     _distill_parser(sub)
     _evaluate_parser(sub)
+    _serve_parser(sub)
     _fetch_weights_parser(sub)
     return parser
 

@@ -91,7 +91,7 @@ class DriverMotion:
         """
         from ..data.preprocess import track_video
 
-        cfg = dataclasses.replace(PreprocessConfig(), smooth=smooth, min_tracked_fraction=0.0)
+        cfg = dataclasses.replace(PreprocessConfig(), smooth=smooth, min_tracked_fraction=0.0, min_face_px=32)
         info, _, _, _, subject, params = track_video(Path(video), cfg, progress)
         return cls(info.fps, params, subject.basis, subject.coeff_rms, Path(video).name)
 

@@ -1,0 +1,211 @@
+"""``styleavatar serve``: a browser UI (gradio) for making, driving and evaluating avatars.
+
+Everything the app writes lives in its working folder: ``uploads/`` (files copied under generated
+names: a user's file name never becomes a path), ``datasets/``, ``avatars/`` (run folders),
+``results/``. One job runs at a time (the queue serialises them). The server binds to 127.0.0.1
+unless told otherwise and refuses uploads over the size cap.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .errors import UserError
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
+MOTION_SUFFIXES = {".npz"}
+
+
+class Workspace:
+    """The app's working folder and the only place it reads user data from or writes to."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        for sub in ("uploads", "datasets", "avatars", "results"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def take_upload(self, path: str | Path | None, allowed: set[str], what: str) -> Path:
+        """Copy an uploaded temp file into uploads/ under a generated name; only the suffix is kept."""
+        if not path:
+            raise UserError(f"upload a {what} first")
+        src = Path(path)
+        suffix = src.suffix.lower()
+        if suffix not in allowed:
+            raise UserError(f"{what} must be one of {', '.join(sorted(allowed))}, got '{suffix or 'no extension'}'")
+        dst = self.root / "uploads" / f"{uuid.uuid4().hex}{suffix}"
+        shutil.copyfile(src, dst)
+        return dst
+
+    def avatar_names(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "avatars").iterdir() if (p / "avatar.safetensors").exists())
+
+    def avatar(self, name: str | None) -> Path:
+        """An avatar folder by name; names are checked so they cannot leave the workspace."""
+        if not name or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise UserError("choose an avatar")
+        path = self.root / "avatars" / name
+        if not (path / "avatar.safetensors").exists():
+            raise UserError(f"no avatar called {name}")
+        return path
+
+    def new_name(self, wanted: str | None) -> str:
+        base = re.sub(r"[^A-Za-z0-9_-]+", "-", (wanted or "").strip())[:40].strip("-") or "avatar"
+        name, k = base, 2
+        while (self.root / "avatars" / name).exists() or (self.root / "datasets" / name).exists():
+            name, k = f"{base}-{k}", k + 1
+        return name
+
+
+def _newest(folder: Path, pattern: str) -> str | None:
+    files = sorted(folder.glob(pattern))
+    return str(files[-1]) if files else None
+
+
+def make_avatar(ws: Workspace, video: str | None, name: str | None, preset: str, minutes: float):
+    """Generator for the UI: preprocess, then train in a thread while reporting progress and samples."""
+    from .config import MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS
+    from .data.preprocess import preprocess
+    from .training.trainer import train
+
+    src = ws.take_upload(video, VIDEO_SUFFIXES, "video")
+    name = ws.new_name(name)
+    yield f"preprocessing {name} ...", None
+    dataset = ws.root / "datasets" / name
+    pcfg = PREPROCESS_PRESETS["tiny" if preset == "tiny" else "cpu"]
+    summary = preprocess(src, dataset, pcfg, progress=False, log=lambda m: None)
+    yield summary.describe(), None
+    run = ws.root / "avatars" / name
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            result["summary"] = train([dataset], run, MODEL_PRESETS[preset], TRAIN_PRESETS[preset],
+                                      minutes=minutes, progress=False, log=lambda m: None)
+        except BaseException as exc:  # shown in the UI
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    while thread.is_alive():
+        thread.join(timeout=2.0)
+        elapsed = time.monotonic() - started
+        yield (f"training {name}: {elapsed / 60:.1f} of {minutes:g} min",
+               _newest(run / "samples", "*.png") if run.exists() else None)
+    if "error" in result:
+        raise result["error"]
+    yield result["summary"].describe().replace(str(ws.root) + "/", ""), _newest(run / "samples", "*.png")
+
+
+def drive_avatar(ws: Workspace, name: str | None, driver: str | None, eyes: float, mouth: float, yaw: float,
+                 pitch: float, roll: float, expression: float, side_by_side: bool) -> tuple[str, str]:
+    """Reenact: returns (video path, status line)."""
+    from .inference.reenact import ReenactOptions, reenact
+    from .inference.transfer import Openness, TransferOptions
+
+    run = ws.avatar(name)
+    drive = ws.take_upload(driver, VIDEO_SUFFIXES | MOTION_SUFFIXES, "driver video or motion template")
+    opts = ReenactOptions(transfer=TransferOptions(
+        eyes=None if eyes == 1 else Openness(eyes, True), mouth=None if mouth == 1 else Openness(mouth, True),
+        pose_offset=(yaw, pitch, roll), expression_scale=expression),
+        side_by_side=side_by_side and drive.suffix != ".npz")
+    out = ws.root / "results" / f"{name}-{uuid.uuid4().hex[:8]}.mp4"
+    summary = reenact(run, drive, out, opts, progress=False)
+    return str(out), summary.describe().replace(str(ws.root) + "/", "")
+
+
+def evaluate_avatar(ws: Workspace, name: str | None, driver: str | None) -> tuple[dict, str]:
+    from .evaluation.report import evaluate
+
+    run = ws.avatar(name)
+    drives = [ws.take_upload(driver, VIDEO_SUFFIXES, "driver video")] if driver else []
+    out = ws.root / "results" / f"{name}-report"
+    summary = evaluate(run, ws.root / "datasets" / name, drives, out, max_frames=64, progress=False)
+    m = summary.metrics
+    table = {"held-out": m["self_reenactment"]["mean"], "cross-driving": m["cross_reenactment"]}
+    archive = shutil.make_archive(str(out), "zip", out)
+    return table, archive
+
+
+def build_app(workdir: str | Path = "serve_output"):
+    """The gradio Blocks app (not launched)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home
+    import gradio as gr
+
+    ws = Workspace(workdir)
+
+    def guard(fn):
+        """Turn bad input into a message in the UI instead of a stack trace."""
+        def wrapped(*args):
+            try:
+                result = fn(*args)
+                if hasattr(result, "__next__"):
+                    yield from result
+                else:
+                    yield result
+            except UserError as exc:
+                raise gr.Error(str(exc)) from None
+        return wrapped
+
+    def refresh():
+        names = ws.avatar_names()
+        return [gr.update(choices=names, value=names[-1] if names else None)] * 2
+
+    with gr.Blocks(title="styleavatar") as app:
+        gr.Markdown("# styleavatar\nMake a drivable portrait avatar from one video. Get consent from the person "
+                    "in it; never present the output as real footage.")
+        with gr.Tab("Make an avatar"):
+            video = gr.File(label="portrait video (about 2 minutes, one face)", file_types=sorted(VIDEO_SUFFIXES),
+                            elem_id="make_video")
+            with gr.Row():
+                name = gr.Textbox(label="name", value="me", elem_id="make_name")
+                preset = gr.Dropdown(["tiny", "cpu"], value="cpu", label="preset (tiny = seconds, a test)",
+                                     elem_id="make_preset")
+                minutes = gr.Slider(0.1, 240, value=60, step=0.1, label="training minutes", elem_id="make_minutes")
+            make_btn = gr.Button("Make avatar", variant="primary", elem_id="make_button")
+            status = gr.Textbox(label="progress", elem_id="make_status")
+            sample = gr.Image(label="latest sample: truth | avatar | render", elem_id="make_sample")
+        with gr.Tab("Drive"):
+            with gr.Row():
+                drive_name = gr.Dropdown(ws.avatar_names(), label="avatar", elem_id="drive_avatar")
+                driver = gr.File(label="driver video or motion .npz", elem_id="drive_file")
+            with gr.Row():
+                eyes = gr.Slider(0, 2, value=1, step=0.05, label="eyes (x driver)")
+                mouth = gr.Slider(0, 2, value=1, step=0.05, label="mouth (x driver)")
+                expr = gr.Slider(0, 2, value=1, step=0.05, label="expression scale")
+            with gr.Row():
+                yaw = gr.Slider(-30, 30, value=0, step=1, label="yaw offset (deg)")
+                pitch = gr.Slider(-30, 30, value=0, step=1, label="pitch offset (deg)")
+                roll = gr.Slider(-30, 30, value=0, step=1, label="roll offset (deg)")
+            sbs = gr.Checkbox(value=True, label="side by side with the driver")
+            drive_btn = gr.Button("Drive", variant="primary", elem_id="drive_button")
+            result = gr.Video(label="result", elem_id="drive_result")
+            drive_status = gr.Textbox(label="status", elem_id="drive_status")
+        with gr.Tab("Evaluate"):
+            eval_name = gr.Dropdown(ws.avatar_names(), label="avatar", elem_id="eval_avatar")
+            eval_driver = gr.File(label="optional driver video for cross-driving", elem_id="eval_file")
+            eval_btn = gr.Button("Evaluate", variant="primary", elem_id="eval_button")
+            metrics = gr.JSON(label="metrics")
+            report = gr.File(label="report (zip: index.html, metrics.json, videos)")
+        make_btn.click(guard(lambda *a: make_avatar(ws, *a)), [video, name, preset, minutes], [status, sample]) \
+            .then(refresh, None, [drive_name, eval_name])
+        drive_btn.click(guard(lambda *a: drive_avatar(ws, *a)),
+                        [drive_name, driver, eyes, mouth, yaw, pitch, roll, expr, sbs], [result, drive_status])
+        eval_btn.click(guard(lambda *a: evaluate_avatar(ws, *a)), [eval_name, eval_driver], [metrics, report])
+        app.load(refresh, None, [drive_name, eval_name])
+    app.queue(default_concurrency_limit=1)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, workdir: str | Path = "serve_output", max_upload_mb: int = 500,
+          block: bool = True):
+    """Launch the app; returns it (with ``block=False``, for tests)."""
+    app = build_app(workdir)
+    app.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb}mb", prevent_thread_lock=not block,
+               allowed_paths=[str(Workspace(workdir).root)], show_error=True, quiet=True)
+    return app
