@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup browser demo test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -12,7 +12,10 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 demo: setup
 	$(VENV)/bin/styleavatar demo
 
-test: setup
+browser:
+	bash scripts/install_browser.sh
+
+test: setup browser
 	$(PY) -m pytest -q
 
 test-fast: setup
