@@ -41,3 +41,29 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys):
     assert main(["preprocess", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: video not found")
+
+
+def test_cli_reference_is_up_to_date():
+    """docs/cli.md is generated from --help; regenerate it with scripts/cli_reference.py."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(root / "scripts/cli_reference.py"), "--check"])
+    assert result.returncode == 0, "docs/cli.md is stale: run scripts/cli_reference.py"
+
+
+def test_every_option_of_every_command_is_explained():
+    import argparse
+
+    from styleavatar.config import ModelConfig, TrainConfig
+
+    for cls in (ModelConfig, TrainConfig):
+        assert set(field_docs(cls)) == {f.name for f in dataclasses.fields(cls)}, cls
+    parser = build_parser()
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+            assert action.help == argparse.SUPPRESS or len(action.help) > 8, (name, action.dest)
