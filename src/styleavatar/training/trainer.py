@@ -360,6 +360,106 @@ def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelC
         ddp.shutdown(trainer.dist)
 
 
+class _Loop:
+    """The training loop's state between iterations: data, logs, progress bar and event timers."""
+
+    def __init__(self, tr: Trainer, iters: int | None, minutes: float | None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        t, m = tr.tcfg, tr.mcfg
+        self.tr, self.iters = tr, iters
+        tr.write_run_files()
+        self.train_store = FrameStore.load(tr.datasets, "train", m, progress=tr.progress and tr.dist.main)
+        self.test_store = (FrameStore.load(tr.datasets[:1], "test", m, limit=t.eval_frames, progress=False)
+                           if t.eval_minutes > 0 and tr.dist.main and len(tr.datasets[0].test_indices) else None)
+        self.writer = SummaryWriter(str(tr.run_dir / "tensorboard")) if tr.dist.main else None
+        self.log_file = open(tr.run_dir / "log.jsonl", "a") if tr.dist.main else None
+        self.stream = prefetch(batches(self.train_store, m, t.batch, t.seed, tr.iteration, t.window_sigma,
+                                       t.window_prob, tr.G.max_offset(), tr.dist.rank), depth=max(2, 2 * t.workers))
+        self.budget_s = minutes * 60 if minutes is not None else math.inf
+        # An iteration budget counts iterations; a time budget counts seconds (elapsed < remaining is the ETA).
+        time_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
+        self.bar = tqdm(total=iters if iters is not None else round(self.budget_s),
+                        initial=tr.iteration if iters is not None else round(tr.elapsed),
+                        disable=not (tr.progress and tr.dist.main), unit="it", desc="training", dynamic_ncols=True,
+                        bar_format=None if iters is not None else time_format)
+        self.start, self.base_elapsed = time.monotonic(), tr.elapsed
+        self.last = {"snapshot": self.start, "sample": -math.inf, "log": self.start,
+                     "eval": self.start if tr.iteration else -math.inf}
+        self.first_iteration = self.logged_iteration = tr.iteration
+        self.losses: dict[str, float] = {}
+        self.evals: list[dict] = []
+
+    def events(self) -> tuple[bool, bool, bool, bool]:
+        """(stop, snapshot, sample, eval) now, decided by rank 0 for every process."""
+        tr, t, now = self.tr, self.tr.tcfg, time.monotonic()
+        tr.elapsed = self.base_elapsed + now - self.start
+        return tuple(ddp.agree([
+            (self.iters is not None and tr.iteration >= self.iters) or tr.elapsed >= self.budget_s,
+            now - self.last["snapshot"] >= t.snapshot_minutes * 60
+            or (t.snapshot_every > 0 and tr.iteration % t.snapshot_every == 0 and tr.iteration > 0),
+            now - self.last["sample"] >= t.sample_minutes * 60,
+            self.test_store is not None and now - self.last["eval"] >= t.eval_minutes * 60], tr.dist, tr.device))
+
+    def periodic(self, snapshot: bool, sample: bool, evaluate: bool) -> None:
+        tr = self.tr
+        if snapshot:
+            tr.snapshot()
+            self.last["snapshot"] = time.monotonic()
+        if sample and self.writer is not None:
+            tr.write_samples(self.train_store, self.writer)
+            self.last["sample"] = time.monotonic()
+        if evaluate and self.test_store is not None:
+            self.evals.append(_log_eval(tr, self.test_store, self.writer, self.log_file))
+            self.last["eval"] = time.monotonic()
+
+    def step(self) -> None:
+        """One generator (and discriminator) update, EMA, progress and logs."""
+        tr, t = self.tr, self.tr.tcfg
+        tr.maybe_freeze()
+        b = next(self.stream).to(tr.device, t.channels_last)
+        gan = t.gan_weight > 0 and tr.iteration >= t.gan_start
+        self.losses, fake = tr.generator_step(b, gan)
+        if gan:
+            self.losses.update(tr.discriminator_step(b, fake))
+        tr.update_ema()
+        tr.iteration += 1
+        self.bar.update(1 if self.iters is not None else max(0, round(tr.elapsed) - self.bar.n))
+        if tr.iteration % t.log_every == 0 and self.writer is not None:
+            self._log()
+
+    def _log(self) -> None:
+        tr, now = self.tr, time.monotonic()
+        rate = (tr.iteration - self.logged_iteration) / max(1e-9, now - self.last["log"])
+        self.logged_iteration, self.last["log"] = tr.iteration, now
+        self.bar.set_postfix({"it": tr.iteration, "it/s": f"{rate:.2f}",
+                              **{k: f"{v:.3f}" for k, v in self.losses.items()}})
+        for k, v in self.losses.items():
+            self.writer.add_scalar(f"loss/{k}", v, tr.iteration)
+        self.writer.add_scalar("speed/it_per_s", rate, tr.iteration)
+        self.log_file.write(json.dumps({"iteration": tr.iteration, "elapsed_s": round(tr.elapsed, 2),
+                                        "it_per_s": round(rate, 3), **self.losses}) + "\n")
+        self.log_file.flush()
+
+    def finish(self) -> TrainSummary:
+        """Final checkpoint (when anything changed), evaluation, replica check; close the logs."""
+        tr = self.tr
+        self.bar.close()
+        if tr.iteration != self.first_iteration or not list_checkpoints(tr.run_dir):
+            tr.snapshot()
+        if self.test_store is not None:
+            self.evals.append(_log_eval(tr, self.test_store, self.writer, self.log_file))
+        if tr.dist.world > 1:
+            diff = max(ddp.replica_difference(tr.G, tr.dist), ddp.replica_difference(tr.D, tr.dist))
+            if self.log_file is not None:
+                self.log_file.write(json.dumps({"replicas": {"world_size": tr.dist.world, "max_abs_diff": diff}})
+                                    + "\n")
+        if self.writer is not None:
+            self.writer.close()
+            self.log_file.close()
+        return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, self.losses, self.evals)
+
+
 def _log_eval(tr: Trainer, store: FrameStore, writer, log_file) -> dict:
     """Score the held-out frames now; log to TensorBoard, log.jsonl and the console."""
     scores = {"iteration": tr.iteration, "minutes": round(tr.elapsed / 60, 2), **tr.evaluate(store)}
@@ -372,80 +472,15 @@ def _log_eval(tr: Trainer, store: FrameStore, writer, log_file) -> dict:
 
 
 def _loop(tr: Trainer, iters: int | None, minutes: float | None) -> TrainSummary:
-    from torch.utils.tensorboard import SummaryWriter
-
-    t, m = tr.tcfg, tr.mcfg
-    tr.write_run_files()
-    train_store = FrameStore.load(tr.datasets, "train", m, progress=tr.progress and tr.dist.main)
-    test_store = (FrameStore.load(tr.datasets[:1], "test", m, limit=t.eval_frames, progress=False)
-                  if t.eval_minutes > 0 and tr.dist.main and len(tr.datasets[0].test_indices) else None)
-    writer = SummaryWriter(str(tr.run_dir / "tensorboard")) if tr.dist.main else None
-    log_file = open(tr.run_dir / "log.jsonl", "a") if tr.dist.main else None
-    stream = prefetch(batches(train_store, m, t.batch, t.seed, tr.iteration, t.window_sigma, t.window_prob,
-                              tr.G.max_offset(), tr.dist.rank), depth=max(2, 2 * t.workers))
-    budget_s = minutes * 60 if minutes is not None else math.inf
-    # An iteration budget counts iterations; a time budget counts seconds (elapsed < remaining is the ETA).
-    time_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
-    bar = tqdm(total=iters if iters is not None else round(budget_s), initial=tr.iteration if iters else
-               round(tr.elapsed), disable=not (tr.progress and tr.dist.main), unit="it", desc="training",
-               dynamic_ncols=True, bar_format=None if iters is not None else time_format)
-    start, base_elapsed = time.monotonic(), tr.elapsed
-    last = {"snapshot": start, "sample": -math.inf, "eval": start if tr.iteration else -math.inf, "log": start}
-    losses: dict[str, float] = {}
-    evals: list[dict] = []
-    it_at_log = first_iteration = tr.iteration
+    loop = _Loop(tr, iters, minutes)
     try:
         while True:
-            now = time.monotonic()
-            tr.elapsed = base_elapsed + now - start
-            stop, snap, sample, ev = ddp.agree([
-                (iters is not None and tr.iteration >= iters) or tr.elapsed >= budget_s,
-                now - last["snapshot"] >= t.snapshot_minutes * 60
-                or (t.snapshot_every > 0 and tr.iteration % t.snapshot_every == 0 and tr.iteration > 0),
-                now - last["sample"] >= t.sample_minutes * 60,
-                test_store is not None and now - last["eval"] >= t.eval_minutes * 60], tr.dist, tr.device)
+            stop, snapshot, sample, evaluate = loop.events()
             if stop:
                 break
-            if snap:
-                tr.snapshot()
-                last["snapshot"] = now
-            if sample and writer is not None:
-                tr.write_samples(train_store, writer)
-                last["sample"] = now
-            if ev and test_store is not None:
-                evals.append(_log_eval(tr, test_store, writer, log_file))
-                last["eval"] = time.monotonic()
-            tr.maybe_freeze()
-            b = next(stream).to(tr.device, t.channels_last)
-            gan = t.gan_weight > 0 and tr.iteration >= t.gan_start
-            losses, fake = tr.generator_step(b, gan)
-            if gan:
-                losses.update(tr.discriminator_step(b, fake))
-            tr.update_ema()
-            tr.iteration += 1
-            bar.update(1 if iters is not None else max(0, round(tr.elapsed) - bar.n))
-            if tr.iteration % t.log_every == 0 and writer is not None:
-                rate = (tr.iteration - it_at_log) / max(1e-9, time.monotonic() - last["log"])
-                it_at_log, last["log"] = tr.iteration, time.monotonic()
-                bar.set_postfix({"it": tr.iteration, "it/s": f"{rate:.2f}",
-                                 **{k: f"{v:.3f}" for k, v in losses.items()}})
-                for k, v in losses.items():
-                    writer.add_scalar(f"loss/{k}", v, tr.iteration)
-                writer.add_scalar("speed/it_per_s", rate, tr.iteration)
-                log_file.write(json.dumps({"iteration": tr.iteration, "elapsed_s": round(tr.elapsed, 2),
-                                           "it_per_s": round(rate, 3), **losses}) + "\n")
-                log_file.flush()
-    finally:
-        bar.close()
-    if tr.iteration != first_iteration or not list_checkpoints(tr.run_dir):  # nothing new: keep the files as they are
-        tr.snapshot()
-    if test_store is not None:
-        evals.append(_log_eval(tr, test_store, writer, log_file))
-    if tr.dist.world > 1:
-        diff = max(ddp.replica_difference(tr.G, tr.dist), ddp.replica_difference(tr.D, tr.dist))
-        if log_file is not None:
-            log_file.write(json.dumps({"replicas": {"world_size": tr.dist.world, "max_abs_diff": diff}}) + "\n")
-    if writer is not None:
-        writer.close()
-        log_file.close()
-    return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, losses, evals)
+            loop.periodic(snapshot, sample, evaluate)
+            loop.step()
+    except BaseException:
+        loop.bar.close()
+        raise
+    return loop.finish()
