@@ -283,7 +283,7 @@ class Trainer:
             real = b.image.detach().requires_grad_(True)
             r1 = r1_penalty(self.D(real, b.render_window), real)  # fp32: the penalty needs precise gradients
             loss = loss + r1 * (t.r1_gamma / 2 * t.r1_every)
-            out["r1"] = float(r1)
+            out["r1"] = float(r1.detach())
         self._clip_step(self.D, self.opt_D, loss)
         return out
 
