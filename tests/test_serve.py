@@ -61,6 +61,7 @@ def test_browser_makes_and_drives_an_avatar(astro_clip, drive_clip, tmp_path):
                 " || document.body.innerText.includes('Error')", timeout=240_000)
             assert "iterations" in page.locator("#make_status textarea").input_value(), page.inner_text("body")
             page.get_by_role("tab", name="Drive").click()
+            page.wait_for_function("() => !!document.querySelector('#drive_avatar input')?.value")  # list refreshed
             page.set_input_files("#drive_file input[type=file]", str(drive_clip.path))
             page.locator("#drive_button").click()
             page.wait_for_selector("#drive_result video[src]", timeout=240_000)

@@ -108,8 +108,8 @@ def drive_avatar(ws: Workspace, name: str | None, driver: str | None, eyes: floa
     from .inference.reenact import ReenactOptions, reenact
     from .inference.transfer import Openness, TransferOptions
 
-    run = ws.avatar(name)
     drive = ws.take_upload(driver, VIDEO_SUFFIXES | MOTION_SUFFIXES, "driver video or motion template")
+    run = ws.avatar(name)
     opts = ReenactOptions(transfer=TransferOptions(
         eyes=None if eyes == 1 else Openness(eyes, True), mouth=None if mouth == 1 else Openness(mouth, True),
         pose_offset=(yaw, pitch, roll), expression_scale=expression),
@@ -122,8 +122,8 @@ def drive_avatar(ws: Workspace, name: str | None, driver: str | None, eyes: floa
 def evaluate_avatar(ws: Workspace, name: str | None, driver: str | None) -> tuple[dict, str]:
     from .evaluation.report import evaluate
 
-    run = ws.avatar(name)
     drives = [ws.take_upload(driver, VIDEO_SUFFIXES, "driver video")] if driver else []
+    run = ws.avatar(name)
     out = ws.root / "results" / f"{name}-report"
     summary = evaluate(run, ws.root / "datasets" / name, drives, out, max_frames=64, progress=False)
     m = summary.metrics
@@ -154,7 +154,7 @@ def build_app(workdir: str | Path = "serve_output"):
 
     def refresh():
         names = ws.avatar_names()
-        return [gr.update(choices=names, value=names[-1] if names else None)] * 2
+        return [gr.update(choices=names, value=names[-1] if names else None) for _ in range(2)]
 
     with gr.Blocks(title="styleavatar") as app:
         gr.Markdown("# styleavatar\nMake a drivable portrait avatar from one video. Get consent from the person "

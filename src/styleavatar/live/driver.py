@@ -1,6 +1,6 @@
 """Frame-by-frame motion from a camera (paper Sec. 3.4 live system): no look-ahead, no prior fit.
 
-The first frame with a face is the driver's neutral/reference frame. Each later frame: MediaPipe
+The first frame with a face (after a two-frame warm-up) is the driver's neutral/reference frame. Each later frame: MediaPipe
 landmarks -> rigid fit to the reference shape (2D-trusting Procrustes) -> expression deformation relative
 to the reference, projected straight onto the *avatar's* basis -> causal One-Euro smoothing -> the same
 transfer (pose relative to the reference, clamping, eye/mouth controls) as offline reenactment. When the
@@ -27,10 +27,11 @@ class LiveDriver:
     """Call with consecutive RGB frames; returns the avatar's parameters for each (one frame)."""
 
     def __init__(self, subject: SubjectModel, avatar_pose: Pose, fps: float = 30.0, smooth: float = 1.0,
-                 options: TransferOptions = TransferOptions()) -> None:
+                 options: TransferOptions = TransferOptions(), warmup: int = 2, static: bool = False) -> None:
         self.subject, self.avatar_pose = subject, avatar_pose
+        self.warmup, self.seen = warmup, 0
         self.options = dataclasses.replace(options, neutral="first")  # live: the first face is the reference
-        self.tracker = FaceTracker(max_faces=1)
+        self.tracker = FaceTracker(max_faces=1, static=static)  # static: detect every frame (tests)
         self.weights = point_weights()
         self.crop = None
         self.reference: np.ndarray | None = None  # (468, 3) head-frame shape of the neutral frame
@@ -65,12 +66,20 @@ class LiveDriver:
         return float(np.exp(v[3])), Rotation.from_rotvec(v[:3]).as_matrix(), v[4:7], v[7:7 + self.k], v[7 + self.k:]
 
     def __call__(self, rgb: np.ndarray) -> FrameParams | None:
-        """The avatar's parameters for this frame; the last good ones when the face is lost (None before any)."""
+        """The avatar's parameters for this frame; the last good ones when the face is lost.
+
+        None until the reference is set: MediaPipe's first frame (a detection) places landmarks a little
+        differently from the tracking frames after it, so the first ``warmup`` faces are skipped and the
+        next one becomes the neutral reference.
+        """
         lm = self.tracker(rgb)
         if lm is None:
             return self.last
         if self.crop is None:  # a fixed crop from the first detection, as preprocess would choose
             self.crop = choose_crop(landmark_box(lm)[None], rgb.shape[1], rgb.shape[0])
+        if self.seen < self.warmup:
+            self.seen += 1
+            return self.last
         s, r, t, c, g = self._smooth(*self._fit(self.crop.normalise(lm)))
         current = FrameParams(np.ones(1, bool), np.array([s]), r[None], t[None], c[None], g[None])
         if self.ref_params is None:
