@@ -97,8 +97,8 @@ def _train_parser(sub) -> None:
     p.add_argument("datasets", type=Path, nargs="+", metavar="DATASET", help="dataset folder(s) from preprocess")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="RUN", help="run folder")
     p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="cpu",
-                   help="network size and training defaults: tiny (64^2, tests), cpu (256^2, ~1 h on 2 cores), "
-                        "paper (1024^2, GPUs) (default: cpu)")
+                   help="network size and training defaults: tiny (64^2, tests), small (128^2, minutes), cpu "
+                        "(256^2, ~1 h on 2 cores), paper (1024^2, GPUs) (default: cpu)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="train until this much time has been spent in total")
     budget.add_argument("--iters", type=int, help="train until this iteration")

@@ -64,6 +64,7 @@ class PreprocessConfig:
 
 PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
     "tiny": PreprocessConfig(size=128, render_size=64, texture_size=128, texture_frames=8, preview=False),
+    "small": PreprocessConfig(size=256, render_size=128),
     "cpu": PreprocessConfig(),
     "paper": PreprocessConfig(size=1536, render_size=384, texture_size=512),
 }
@@ -236,15 +237,18 @@ class TrainConfig:
 MODEL_PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(output_size=64, feature_channels=8, uv_size=32, max_channels=32, channel_base=512,
                         render_depth=2, image_depth=2, style_dim=32, mapping_layers=2, disc_max_channels=32),
+    "small": ModelConfig(output_size=128, uv_size=64, channel_base=2048),
     "cpu": ModelConfig(),
     "paper": ModelConfig(output_size=1024, feature_channels=256, uv_size=128, max_channels=512,
                          channel_base=32768, render_depth=4, image_depth=2, disc_max_channels=512),
 }
-"""Network sizes: ``tiny`` (64^2, tests), ``cpu`` (256^2, ~1 hour on 2 cores), ``paper`` (1024^2, GPUs)."""
+"""Network sizes: ``tiny`` (64^2, tests), ``small`` (128^2, the 10-minute demo), ``cpu`` (256^2, ~1 hour on
+2 cores), ``paper`` (1024^2, GPUs)."""
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(batch=2, gan_start=200, freeze_features_at=100000, snapshot_minutes=1.0,
                         sample_minutes=1.0, r1_every=4),
+    "small": TrainConfig(batch=4, vgg_every=2, gan_start=3000, freeze_features_at=5000),
     "cpu": TrainConfig(batch=4, vgg_size=128, vgg_every=4, gan_start=3000, freeze_features_at=5000),
     "paper": TrainConfig(batch=4),
 }

@@ -5,7 +5,7 @@ Steps, each skipped when its result already exists (so re-running continues wher
 1. two synthetic clips of scikit-image's astronaut photo: one to learn from, one with different
    scripted motion to drive with;
 2. preprocess the first into a dataset;
-3. train the ``cpu`` preset for a time budget (resumed if a previous demo was interrupted);
+3. train the ``small`` preset (128^2) for a time budget (resumed if a previous demo was interrupted);
 4. evaluate: held-out metrics, cross-driving with the second clip, HTML report;
 5. reenact: the avatar driven by the second clip, side by side.
 """
@@ -45,7 +45,7 @@ def _step(log, n: int, text: str) -> None:
 
 
 def run_demo(folder: str | Path = "demo_output", minutes: float = 10.0, train_seconds_of_video: float = 24.0,
-             preset: str = "cpu", progress: bool = True, log=print) -> DemoSummary:
+             preset: str = "small", progress: bool = True, log=print) -> DemoSummary:
     """Run (or continue) the demo in ``folder`` (``preset`` 'tiny' makes a seconds-long smoke run)."""
     from .data.preprocess import preprocess
     from .data.synthetic import AstronautRig, make_clip
@@ -65,7 +65,8 @@ def run_demo(folder: str | Path = "demo_output", minutes: float = 10.0, train_se
     dataset = folder / "dataset"
     _step(log, 2, "preprocess")
     if not is_complete(dataset):
-        pcfg = dataclasses.replace(PREPROCESS_PRESETS[preset], size=max(MODEL_PRESETS[preset].crop_size, 128))
+        pcfg = dataclasses.replace(PREPROCESS_PRESETS[preset], size=max(MODEL_PRESETS[preset].crop_size, 128),
+                                   preview=False)
         log(preprocess(train_clip, dataset, pcfg, force=True, progress=progress).describe())
     run = folder / "run"
     _step(log, 3, f"train ({preset} preset, {minutes:g} min budget)")
