@@ -21,7 +21,7 @@ from ..io.checkpoint import AVATAR_FORMAT, load_tensors
 from ..models.avatar import AvatarNet
 from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import render_frame, resize_image, resize_uv
-from ..tracking.fit import FrameParams, SubjectModel
+from ..tracking.fit import FrameParams
 from .transfer import Pose
 
 
@@ -82,10 +82,15 @@ class Avatar:
 
     def renders(self, params: FrameParams, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame i's texture render (R, R, 3) uint8 and UV render (R, R, 3) float32 at the model's render size."""
-        verts = _vertices(params, self.subject, i)
+        verts = params.select(slice(i, i + 1)).vertices(self.subject)[0]  # only frame i's vertices
         uv, tex = render_frame(self.rasterizer, verts, self.subject.texture, int(self.meta["render_size"]))
         r = self.cfg.render_size
         return resize_image(tex, r), resize_uv(uv, r)
+
+    def inputs(self, params: FrameParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network inputs (B, 3, R, R) for every frame of ``params`` (see :meth:`renders`)."""
+        pairs = [self.renders(params, i) for i in range(len(params))]
+        return self.to_tensors([p[0] for p in pairs], [p[1] for p in pairs])
 
     def to_tensors(self, renders: list[np.ndarray], uvs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Lists of renders/UVs -> (B, 3, R, R) network inputs (render in [-1, 1], uv in [0, 1])."""
@@ -116,10 +121,3 @@ class Avatar:
                                          net.background_maps[self.identity:self.identity + 1])
         rgb = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         return rgb, mask[:, 0].float().cpu().numpy()
-
-
-def _vertices(params: FrameParams, subject: SubjectModel, i: int) -> np.ndarray:
-    """Render-mesh vertices of frame i only (without building every frame's)."""
-    one = FrameParams(params.tracked[i:i + 1], params.scale[i:i + 1], params.rotation[i:i + 1],
-                      params.translation[i:i + 1], params.expression[i:i + 1], params.gaze[i:i + 1])
-    return one.vertices(subject)[0]

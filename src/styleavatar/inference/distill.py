@@ -72,26 +72,14 @@ def perturb(params: FrameParams, avatar: Avatar, rng: np.random.Generator, stren
     return FrameParams(params.tracked, params.scale, rotation_from_euler(euler), trans, expr, params.gaze)
 
 
-def _subset(params: FrameParams, idx: np.ndarray) -> FrameParams:
-    return FrameParams(*(getattr(params, f)[idx] for f in ("tracked", "scale", "rotation", "translation",
-                                                           "expression", "gaze")))
-
-
-def _inputs(avatar: Avatar, params: FrameParams) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [avatar.renders(params, i) for i in range(len(params))]
-    return avatar.to_tensors([p[0] for p in pairs], [p[1] for p in pairs])
-
-
 def _batches(avatar: Avatar, train_idx: np.ndarray, batch: int, seed: int):
     """Endless (render, uv) batches: half the avatar's own frames, half perturbed."""
     rng = np.random.default_rng(seed)
     while True:
-        params = _subset(avatar.params, rng.choice(train_idx, batch))
+        params = avatar.params.select(rng.choice(train_idx, batch))
         half = batch // 2
-        moved = perturb(_subset(params, np.arange(half, batch)), avatar, rng, 1.0)
-        both = FrameParams(*(np.concatenate([getattr(_subset(params, np.arange(half)), f), getattr(moved, f)])
-                             for f in ("tracked", "scale", "rotation", "translation", "expression", "gaze")))
-        yield _inputs(avatar, both)
+        moved = perturb(params.select(slice(half, batch)), avatar, rng, 1.0)
+        yield avatar.inputs(FrameParams.concat([params.select(slice(0, half)), moved]))
 
 
 def _forward_ms(net: AvatarNet, render: torch.Tensor, uv: torch.Tensor, identity: int) -> float:
@@ -110,7 +98,7 @@ def _held_out_scores(avatar: Avatar, student: AvatarNet, frames: int = 32) -> tu
     """PSNR of the student vs the teacher on held-out renders, and of both vs the true frames if available."""
     test = np.arange(*avatar.meta["split"]["test"])
     idx = test[np.linspace(0, len(test) - 1, min(frames, len(test))).round().astype(int)]
-    render, uv = _inputs(avatar, _subset(avatar.params, idx))
+    render, uv = avatar.inputs(avatar.params.select(idx))
     w, _ = student.inference_styles(avatar.identity)
     with torch.no_grad():
         teacher_img = torch.from_numpy(avatar.generate(render, uv)[0]).permute(0, 3, 1, 2).float() / 255

@@ -76,9 +76,8 @@ def session(path: str | Path, providers: list[str] | None = None):
 
 def _check_inputs(avatar: Avatar, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Renders of the avatar's own training frames, spread over its video: (count, 3, R, R) each."""
-    n = len(avatar.params)
-    pairs = [avatar.renders(avatar.params, int(i)) for i in np.linspace(0, n - 1, count).round()]
-    render, uv = avatar.to_tensors([p[0] for p in pairs], [p[1] for p in pairs])
+    idx = np.linspace(0, len(avatar.params) - 1, count).round().astype(int)
+    render, uv = avatar.inputs(avatar.params.select(idx))
     return render.cpu().numpy(), uv.cpu().numpy()
 
 

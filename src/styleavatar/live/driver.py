@@ -84,14 +84,10 @@ class LiveDriver:
         current = FrameParams(np.ones(1, bool), np.array([s]), r[None], t[None], c[None], g[None])
         if self.ref_params is None:
             self.ref_params = current
-        both = FrameParams(*(np.concatenate([a, b]) for a, b in zip(
-            (self.ref_params.tracked, self.ref_params.scale, self.ref_params.rotation, self.ref_params.translation,
-             np.zeros((1, self.k)), self.ref_params.gaze),
-            (current.tracked, current.scale, current.rotation, current.translation, current.expression,
-             current.gaze))))
+        reference = dataclasses.replace(self.ref_params, expression=np.zeros((1, self.k)))
+        both = FrameParams.concat([reference, current])
         # Expression already lives in the avatar's basis, relative to the reference (whose coefficients are 0).
         motion = DriverMotion(30.0, both, self.subject.basis, self.subject.coeff_rms)
         out = transfer(motion, self.subject, self.avatar_pose, self.options)
-        self.last = FrameParams(*(getattr(out, f)[1:] for f in
-                                  ("tracked", "scale", "rotation", "translation", "expression", "gaze")))
+        self.last = out.select(slice(1, 2))
         return self.last

@@ -11,6 +11,7 @@ same unit); shapes are in the *head frame* (canonical centimetres, image-frame a
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,16 @@ class FrameParams:
 
     def __len__(self) -> int:
         return len(self.scale)
+
+    def select(self, idx) -> "FrameParams":
+        """The frames ``idx`` (an index array, slice or list) as a new FrameParams."""
+        return FrameParams(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
+
+    @staticmethod
+    def concat(parts: list["FrameParams"]) -> "FrameParams":
+        """Frames of several FrameParams one after the other."""
+        return FrameParams(*(np.concatenate([getattr(p, f.name) for p in parts])
+                             for f in dataclasses.fields(FrameParams)))
 
     def euler(self) -> np.ndarray:
         """(N, 3) yaw, pitch, roll in degrees."""
