@@ -21,7 +21,7 @@ from ..io.checkpoint import AVATAR_FORMAT, load_tensors
 from ..models.avatar import AvatarNet
 from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import render_frame, resize_image, resize_uv
-from ..tracking.fit import FrameParams
+from ..tracking.fit import FrameParams, SubjectModel
 from .transfer import Pose
 
 
