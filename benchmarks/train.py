@@ -115,7 +115,7 @@ def main() -> None:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *[f"| {r['preset']} | {r['size']}^2 | {r['params']:.2f}M | {r['per_frame']:.2f}M | {r['gmac']:.2f} "
           f"| {r['fp32']:.1f} | {r['bf16']:.1f} | {r['it_s']:.2f} ({r['batch']}) |" for r in rows],
-        f"| paper (reference) | 1024^2 | | 47.5M | ~117 | | | |",
+        "| paper (reference) | 1024^2 | | 47.5M | ~117 | | | |",
         "",
         f"Reference: {PAPER_REFERENCE}.",
         "",

@@ -6,7 +6,7 @@ import numpy as np
 
 from styleavatar.cli import main
 from styleavatar.inference.motion import DriverMotion
-from styleavatar.inference.reenact import ReenactOptions, feather_mask, paste_back, reenact
+from styleavatar.inference.reenact import feather_mask, paste_back, reenact
 from styleavatar.io.video import VideoWriter
 
 

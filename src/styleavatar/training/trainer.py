@@ -25,7 +25,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..config import ModelConfig, TrainConfig, from_dict, to_dict
