@@ -209,11 +209,12 @@ class TrainConfig:
     window_prob: float = 1.0
     """Probability that a training sample uses a shifted window (else the centred one)."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """Autocast precision: auto = bf16 on CPUs that support it, fp16 on CUDA, else fp32."""
-    channels_last: bool = True
-    """Use the channels_last memory format (faster convolutions on most hardware)."""
+    """Autocast precision. auto: on a CPU, bf16 only where it is native and a few timed steps show it faster,
+    else fp32; on CUDA, bf16 where native, else fp16."""
+    channels_last: bool | None = None
+    """Use the channels_last memory format (None: whichever a few timed steps show faster here)."""
     threads: int | None = None
-    """CPU threads for PyTorch (None: all cores)."""
+    """CPU threads for PyTorch (None: every core this process may use)."""
     seed: int = 0
     """Random seed (weights, sampling, augmentation)."""
     snapshot_minutes: float = 5.0
@@ -232,6 +233,9 @@ class TrainConfig:
     """Write scalars to TensorBoard and the JSON-lines log every this many iterations."""
     workers: int = 1
     """Background threads preparing batches."""
+    usable_iterations: int = 1500
+    """Iterations this model size needs for a usable avatar; a time-budgeted run warns early when its
+    measured speed will not reach them."""
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
@@ -247,9 +251,12 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(batch=2, gan_start=200, freeze_features_at=100000, snapshot_minutes=1.0,
-                        sample_minutes=1.0, r1_every=4),
-    "small": TrainConfig(batch=4, vgg_every=2, gan_start=3000, freeze_features_at=5000),
-    "cpu": TrainConfig(batch=4, vgg_size=128, vgg_every=4, gan_start=3000, freeze_features_at=5000),
-    "paper": TrainConfig(batch=4),
+                        sample_minutes=1.0, r1_every=4, usable_iterations=300),
+    "small": TrainConfig(batch=4, vgg_every=2, gan_start=3000, freeze_features_at=5000, usable_iterations=600),
+    "cpu": TrainConfig(batch=4, vgg_size=128, vgg_every=4, gan_start=3000, freeze_features_at=5000,
+                       usable_iterations=1500),
+    "paper": TrainConfig(batch=4, usable_iterations=20000),
 }
-"""Training presets matching MODEL_PRESETS."""
+"""Training presets matching MODEL_PRESETS. ``usable_iterations`` come from measured curves (BENCHMARKS.md):
+tiny overfits its test frames in ~300, small's demo is recognisable from ~600 (held-out ~19 dB), cpu reaches
+24 dB held-out on anchor_71s at ~1500; paper: the paper's networks train for tens of thousands."""

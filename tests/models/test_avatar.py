@@ -69,6 +69,24 @@ def test_cached_features_give_the_same_frame(net):
     assert not any(p.requires_grad for p in frozen.face_generator.parameters())
 
 
+def test_feature_maps_once_per_identity_match_one_pass_per_sample():
+    torch.manual_seed(1)
+    net = AvatarNet(CFG, identities=3)
+    identity = torch.tensor([2, 0, 2, 2, 0])
+    _, w_id = net.styles(torch.arange(5), identity)
+    face, background = net.feature_maps(w_id, identity)
+    params = [p for name, p in net.face_generator.named_parameters() if "noise" not in name]  # noise: unused
+    grads = torch.autograd.grad(face.square().sum() + background.sum(), params)
+    ref_face = net.face_generator(w_id)  # every sample through the generator, as the paper's code does
+    ref_background = net.background_generator(w_id)
+    ref_grads = torch.autograd.grad(ref_face.square().sum() + ref_background.sum(), params)
+    assert face.shape == ref_face.shape == (5, CFG.feature_channels, CFG.uv_size, CFG.uv_size)
+    assert torch.allclose(face, ref_face, atol=1e-5) and torch.allclose(background, ref_background, atol=1e-5)
+    assert not torch.allclose(face[0], face[1])  # the two identities really differ
+    for g, ref in zip(grads, ref_grads):
+        assert torch.allclose(g, ref, rtol=1e-4, atol=1e-5)
+
+
 def _face_uv(shift_px: int) -> torch.Tensor:
     """A smooth 'face' UV patch on the render canvas, shifted right by shift_px render pixels."""
     r = CFG.render_size
@@ -100,3 +118,21 @@ def test_noise_and_neural_texture_move_with_the_uv_render(net):
     feats = [net.face_features(fmap, w) for w in win]
     inner = feats[0][..., 4:-4, 4:-6]
     assert torch.allclose(inner, feats[1][..., 4:-4, 6:-4], atol=1e-5)
+
+
+def test_perceptual_loss_matches_the_joint_pass_and_gives_gradient_to_the_fake_only():
+    from styleavatar.io.weights import load_weights
+    from styleavatar.models.perceptual import PerceptualLoss
+
+    loss_fn = PerceptualLoss(load_weights("vgg16"), size=32)
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+    fake = (real + 0.3 * torch.randn(2, 3, 64, 64, generator=g)).requires_grad_(True)
+    loss = loss_fn(fake, real)
+    small = [torch.nn.functional.interpolate(x, size=(32, 32), mode="area") for x in (fake, real)]
+    joint = loss_fn.net(torch.cat(small))  # both halves in one pass: the plain definition
+    expected = sum((f[:2] - f[2:]).abs().mean() for f in joint)
+    assert torch.allclose(loss, expected, rtol=1e-4)
+    (grad,) = torch.autograd.grad(loss, fake)
+    assert grad.abs().sum() > 0
+    assert float(loss_fn(real, real)) < 1e-6

@@ -41,6 +41,15 @@ def broadcast_module(module: nn.Module, info: DistInfo) -> None:
             dist.broadcast(t.data, src=0)
 
 
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's ``obj`` (any picklable value made by this program, never read from a file) on every process."""
+    if info.world == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def average_gradients(module: nn.Module, info: DistInfo) -> None:
     """All-reduce (mean) the gradients of ``module`` in one flat buffer."""
     if info.world == 1:

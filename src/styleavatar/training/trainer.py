@@ -38,6 +38,7 @@ from ..io.weights import load_weights
 from ..models.avatar import FRAME_CODE_DIVISOR, AvatarNet
 from ..models.perceptual import PerceptualLoss
 from ..models.stylegan import Discriminator
+from ..runtime import Runtime, choose, cpu_info
 from . import distributed as ddp
 from .data import Batch, FrameStore, batches, make_batch
 from .losses import discriminator_loss, generator_gan_loss, r1_penalty
@@ -50,21 +51,21 @@ class TrainSummary:
     seconds: float
     losses: dict[str, float]
     evals: list[dict] = field(default_factory=list)
+    runtime: str = ""
+    warning: str | None = None
+    """Set when the measured speed could not reach a usable avatar in the budget (see :meth:`_Loop.watch_speed`)."""
 
     def describe(self) -> str:
         last = self.evals[-1] if self.evals else None
         score = f"; held-out PSNR {last['psnr']:.2f} dB, SSIM {last['ssim']:.3f}" if last else ""
         loss = ", ".join(f"{k} {v:.4f}" for k, v in self.losses.items())
-        return (f"wrote {self.run_dir}: {self.iterations} iterations in {self.seconds / 60:.1f} min ({loss}){score}\n"
-                f"  avatar: {self.run_dir / 'avatar.safetensors'}")
+        text = (f"wrote {self.run_dir}: {self.iterations} iterations in {self.seconds / 60:.1f} min, {self.runtime} "
+                f"({loss}){score}\n  avatar: {self.run_dir / 'avatar.safetensors'}")
+        return text + (f"\n  warning: {self.warning}" if self.warning else "")
 
 
-def _precision(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if cfg.precision == "fp32":
-        return None
-    if cfg.precision == "auto":
-        return torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+SPEED_CHECK_S = 60.0
+"""Seconds of training (or a quarter of a shorter budget) after which the speed is judged."""
 
 
 def _optimizer_state(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -120,8 +121,6 @@ class Trainer:
             train_cfg = from_dict(TrainConfig, {**saved["train"], **_budget_free(train_cfg)})
             datasets = [Path(p) for p in saved["datasets"]]
         self.mcfg, self.tcfg = model_cfg, train_cfg
-        if train_cfg.threads:
-            torch.set_num_threads(train_cfg.threads)
         self.datasets = [Dataset.open(p) for p in datasets]
         for ds in self.datasets:
             if int(ds.meta.get("size", model_cfg.crop_size)) < model_cfg.crop_size:
@@ -133,9 +132,11 @@ class Trainer:
         self.iteration, self.elapsed = 0, 0.0
         if self.resume_from is not None:
             self._load_checkpoint(self.resume_from)
-        self.precision = _precision(train_cfg, self.device)
-        # fp16 gradients can underflow: scale the loss (no-op for bf16/fp32).
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == torch.float16)
+        self.runtime: Runtime | None = None  # chosen by measure_runtime() once training frames are loaded
+
+    @property
+    def precision(self) -> torch.dtype | None:
+        return self.runtime.dtype if self.runtime else None
 
     # ------------------------------------------------------------------------------------- setup
     def _build(self, init: Path | None) -> None:
@@ -148,8 +149,6 @@ class Trainer:
         disc_ch = lambda r: max(8, min(m.disc_max_channels, m.channel_base // r))  # noqa: E731
         self.D = Discriminator(m.output_size, disc_ch).to(self.device)
         ddp.broadcast_module(self.D, self.dist)
-        if t.channels_last:
-            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
         betas = (t.beta1, t.beta2)
         self.opt_G = torch.optim.AdamW(self.G.parameters(), lr=t.lr, betas=betas, weight_decay=t.weight_decay)
         r1_ratio = t.r1_every / (t.r1_every + 1)  # lazy regularisation (StyleGAN2): scale lr and betas
@@ -174,6 +173,47 @@ class Trainer:
                             f"{len(own) - len(skip) - len(loaded)} tensors differ")
         self.G.load_state_dict(loaded, strict=False)
         self.log(f"initialised from {path} (iteration {meta.get('iteration', '?')})")
+
+    # ---------------------------------------------------------------------------------- runtime
+    def measure_runtime(self, store: FrameStore) -> Runtime:
+        """Choose precision, layout and threads by capability and a few timed steps on real frames.
+
+        The probe runs the generator's forward + backward (L1, mask and perceptual losses) on the first
+        training frames without an optimiser step, so the weights and random state are untouched.
+        """
+        t = self.tcfg
+        rows = np.arange(min(t.batch, len(store)))
+        probe = make_batch(store, rows, [(0, 0)] * len(rows), self.mcfg)
+
+        def make_step(precision: str, channels_last: bool):
+            rt = Runtime(str(self.device), precision, channels_last, 0, "")
+            b = probe.to(self.device, channels_last)
+
+            def step() -> None:
+                self._set_layout(rt.memory_format)
+                with rt.autocast():
+                    image, mask = self.G(b.render, b.uv, b.frame_index, b.identity, b.offsets)
+                    loss = (image.float() - b.image).abs().mean() + (mask.float() - b.mask).abs().mean()
+                    if self.vgg is not None:
+                        loss = loss + self.vgg(image.float(), b.image) / t.vgg_every
+                loss.backward()
+                self.G.zero_grad(set_to_none=True)
+            return step
+
+        rt = choose(self.device, make_step, t.precision, t.channels_last, threads=t.threads)
+        if self.dist.world > 1:  # every process must run the same way: rank 0's choice wins
+            rt = ddp.broadcast_object(rt, self.dist)
+        self._set_layout(rt.memory_format)
+        self.runtime = rt
+        # fp16 gradients can underflow: scale the loss (no-op for bf16/fp32).
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=rt.dtype == torch.float16)
+        self.log(f"runtime: {rt.describe()}")
+        return rt
+
+    def _set_layout(self, fmt: torch.memory_format) -> None:
+        for net in (self.G, self.D, self.vgg):
+            if net is not None:
+                net.to(memory_format=fmt)
 
     # ------------------------------------------------------------------------------- checkpoints
     def _checkpoint_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
@@ -230,7 +270,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps({
             "model": to_dict(self.mcfg), "train": to_dict(self.tcfg), "datasets": self.dataset_paths,
-            "world_size": self.dist.world}, indent=2) + "\n")
+            "world_size": self.dist.world, "runtime": self.runtime.to_dict() if self.runtime else None,
+            "cpu": cpu_info().describe()}, indent=2) + "\n")
         for i, ds in enumerate(self.datasets):
             dst = self.run_dir / "subjects" / str(i)
             dst.mkdir(parents=True, exist_ok=True)
@@ -241,8 +282,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------- steps
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.precision or torch.float32,
-                              enabled=self.precision is not None)
+        return self.runtime.autocast()
 
     def _clip_step(self, net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         """Backward, average across processes, clip, step."""
@@ -338,7 +378,7 @@ class Trainer:
 
 def _budget_free(cfg: TrainConfig) -> dict:
     """Options that may change when a run is resumed (how it runs, not what it learns)."""
-    keep = ("threads", "snapshot_minutes", "snapshot_every", "sample_minutes", "eval_minutes", "workers",
+    keep = ("precision", "channels_last", "threads", "snapshot_minutes", "snapshot_every", "sample_minutes", "eval_minutes", "workers",
             "log_every", "keep_checkpoints")
     return {k: getattr(cfg, k) for k in keep}
 
@@ -367,8 +407,9 @@ class _Loop:
 
         t, m = tr.tcfg, tr.mcfg
         self.tr, self.iters = tr, iters
-        tr.write_run_files()
         self.train_store = FrameStore.load(tr.datasets, "train", m, progress=tr.progress and tr.dist.main)
+        tr.measure_runtime(self.train_store)
+        tr.write_run_files()
         self.test_store = (FrameStore.load(tr.datasets[:1], "test", m, limit=t.eval_frames, progress=False)
                            if t.eval_minutes > 0 and tr.dist.main and len(tr.datasets[0].test_indices) else None)
         self.writer = SummaryWriter(str(tr.run_dir / "tensorboard")) if tr.dist.main else None
@@ -380,7 +421,7 @@ class _Loop:
         time_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
         self.bar = tqdm(total=iters if iters is not None else round(self.budget_s),
                         initial=tr.iteration if iters is not None else round(tr.elapsed),
-                        disable=not (tr.progress and tr.dist.main), unit="it", desc="training", dynamic_ncols=True,
+                        disable=not (tr.progress and tr.dist.main), unit="it", desc=f"training ({tr.runtime.label()})", dynamic_ncols=True,
                         bar_format=None if iters is not None else time_format)
         self.start, self.base_elapsed = time.monotonic(), tr.elapsed
         self.last = {"snapshot": self.start, "sample": -math.inf, "log": self.start,
@@ -388,6 +429,7 @@ class _Loop:
         self.first_iteration = self.logged_iteration = tr.iteration
         self.losses: dict[str, float] = {}
         self.evals: list[dict] = []
+        self.speed_checked, self.warning = False, None
 
     def events(self) -> tuple[bool, bool, bool, bool]:
         """(stop, snapshot, sample, eval) now, decided by rank 0 for every process."""
@@ -416,7 +458,7 @@ class _Loop:
         """One generator (and discriminator) update, EMA, progress and logs."""
         tr, t = self.tr, self.tr.tcfg
         tr.maybe_freeze()
-        b = next(self.stream).to(tr.device, t.channels_last)
+        b = next(self.stream).to(tr.device, tr.runtime.channels_last)
         gan = t.gan_weight > 0 and tr.iteration >= t.gan_start
         self.losses, fake = tr.generator_step(b, gan)
         if gan:
@@ -426,6 +468,29 @@ class _Loop:
         self.bar.update(1 if self.iters is not None else max(0, round(tr.elapsed) - self.bar.n))
         if tr.iteration % t.log_every == 0 and self.writer is not None:
             self._log()
+        self.watch_speed()
+
+    def watch_speed(self) -> None:
+        """Once, early in a time-budgeted run: warn when the measured speed cannot reach a usable avatar."""
+        tr, t = self.tr, self.tr.tcfg
+        spent = time.monotonic() - self.start
+        remaining = self.budget_s - self.base_elapsed
+        if self.speed_checked or not math.isfinite(remaining) or spent < min(SPEED_CHECK_S, remaining / 4):
+            return
+        self.speed_checked = True
+        rate = (tr.iteration - self.first_iteration) / spent
+        reach = tr.iteration + rate * max(0.0, self.budget_s - tr.elapsed)
+        if reach >= t.usable_iterations or not tr.dist.main:
+            return
+        need = (t.usable_iterations - tr.iteration) / max(rate, 1e-6) / 60 + tr.elapsed / 60
+        self.warning = (f"at {rate:.2f} it/s ({tr.runtime.label()}) this run reaches about {reach:.0f} iterations in its "
+                        f"{self.budget_s / 60:g}-minute budget, but a usable avatar of this size needs about "
+                        f"{t.usable_iterations}: expect a blurred or noisy result. Give it about {need:.0f} minutes "
+                        f"(--minutes), choose a smaller --preset, or use a GPU; `styleavatar doctor` shows what this "
+                        f"machine can do")
+        tr.log(f"warning: {self.warning}")
+        self.log_file.write(json.dumps({"speed_warning": {"it_per_s": round(rate, 4), "reach": round(reach),
+                                                          "usable_iterations": t.usable_iterations}}) + "\n")
 
     def _log(self) -> None:
         tr, now = self.tr, time.monotonic()
@@ -456,7 +521,8 @@ class _Loop:
         if self.writer is not None:
             self.writer.close()
             self.log_file.close()
-        return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, self.losses, self.evals)
+        return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, self.losses, self.evals, tr.runtime.label(),
+                            self.warning)
 
 
 def _log_eval(tr: Trainer, store: FrameStore, writer, log_file) -> dict:
