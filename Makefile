@@ -10,6 +10,7 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 
 demo: setup
+	$(VENV)/bin/styleavatar doctor
 	$(VENV)/bin/styleavatar demo
 
 browser:

@@ -18,6 +18,11 @@ from pathlib import Path
 
 from .config import MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS
 from .data.dataset import is_complete
+from .errors import UserError
+
+MIN_PSNR = 15.0
+"""Held-out PSNR (dB) below which the demo's avatar is called broken: a working 10-minute run reaches ~20 dB
+or more on both CPU classes, a run that trained a few dozen iterations (or diverged) shows noise at ~10 dB."""
 
 
 @dataclass
@@ -40,13 +45,27 @@ def _newer(path: Path, than: float) -> bool:
     return path.exists() and path.stat().st_mtime >= than
 
 
+def _check_quality(summary, min_psnr: float | None, minutes: float) -> None:
+    """Stop with a clear error, not 'finished', when the trained avatar is not usable."""
+    score = summary.evals[-1]["psnr"] if summary.evals else None
+    if min_psnr is None or score is None or score >= min_psnr:
+        return
+    raise UserError(f"the demo's avatar is not usable: held-out PSNR {score:.1f} dB after {summary.iterations} "
+                    f"iterations (a working run reaches about 20 dB; below {min_psnr:g} dB it is mostly noise). "
+                    f"This machine trained too slowly or wrongly: run `styleavatar doctor` and include its output "
+                    f"in a bug report; `styleavatar demo --minutes {2 * minutes:g}` gives training more time")
+
+
 def _step(log, n: int, text: str) -> None:
     log(f"[{n}/5] {text}")
 
 
 def run_demo(folder: str | Path = "demo_output", minutes: float = 10.0, train_seconds_of_video: float = 24.0,
-             preset: str = "small", progress: bool = True, log=print) -> DemoSummary:
-    """Run (or continue) the demo in ``folder`` (``preset`` 'tiny' makes a seconds-long smoke run)."""
+             preset: str = "small", progress: bool = True, log=print, min_psnr: float | None = MIN_PSNR) -> DemoSummary:
+    """Run (or continue) the demo in ``folder`` (``preset`` 'tiny' makes a seconds-long smoke run).
+
+    Raises UserError when the avatar's held-out PSNR ends below ``min_psnr`` dB (None: no check).
+    """
     from .data.preprocess import preprocess
     from .data.synthetic import AstronautRig, make_clip
     from .evaluation.report import evaluate
@@ -75,6 +94,7 @@ def run_demo(folder: str | Path = "demo_output", minutes: float = 10.0, train_se
     summary = train([dataset], run, MODEL_PRESETS[preset], tcfg, minutes=minutes, resume=run.exists(),
                     progress=progress, log=log)
     log(summary.describe())
+    _check_quality(summary, min_psnr, minutes)
     _step(log, 4, "evaluate")
     report = folder / "report"
     avatar_time = (run / "avatar.safetensors").stat().st_mtime

@@ -21,6 +21,7 @@ from ..io.checkpoint import AVATAR_FORMAT, load_tensors
 from ..models.avatar import AvatarNet
 from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import render_frame, resize_image, resize_uv
+from ..runtime import Runtime, choose
 from ..tracking.fit import FrameParams, SubjectModel
 from .transfer import Pose
 
@@ -39,6 +40,8 @@ class Avatar:
     rasterizer_kind: str
     w: torch.Tensor
     """(1, style) latent at the inference frame code (t = 0.5) and this identity."""
+    runtime: Runtime
+    """Precision, layout and threads of the PyTorch network, chosen by capability and a timed probe."""
 
     def __post_init__(self) -> None:
         self._local = threading.local()
@@ -52,7 +55,8 @@ class Avatar:
 
     @classmethod
     def load(cls, run: str | Path, identity: int = 0, device: str | torch.device = "cpu",
-             rasterizer: str = "auto") -> "Avatar":
+             rasterizer: str = "auto", precision: str = "auto", channels_last: bool | None = None) -> "Avatar":
+        """Load the avatar in ``run``; ``precision``/``channels_last``: fixed, or chosen here by a probe."""
         run = Path(run)
         if not (run / "avatar.safetensors").exists():
             raise UserError(f"{run} is not a styleavatar run folder (no avatar.safetensors): "
@@ -70,7 +74,9 @@ class Avatar:
         ds_meta = json.loads((subj_dir / "meta.json").read_text())
         with torch.no_grad():
             w, _ = net.inference_styles(identity)
-        return cls(run, net, cfg, identity, subject, params, ds_meta, rasterizer, w)
+        runtime = choose(torch.device(device), _probe(net, w, identity), precision, channels_last, budget_s=5.0)
+        net.to(memory_format=runtime.memory_format)
+        return cls(run, net, cfg, identity, subject, params, ds_meta, rasterizer, w, runtime)
 
     @property
     def device(self) -> torch.device:
@@ -116,8 +122,31 @@ class Avatar:
             out = self.onnx.run(None, {"render": render.cpu().numpy(), "uv": uv.cpu().numpy()})
             image, mask = torch.from_numpy(out[0]), torch.from_numpy(out[1])
         else:
-            image, mask = net.synthesize(render, uv, self.w.expand(b, -1),
-                                         net.face_maps[self.identity:self.identity + 1],
-                                         net.background_maps[self.identity:self.identity + 1])
+            fmt = self.runtime.memory_format
+            with self.runtime.autocast():
+                image, mask = net.synthesize(render.contiguous(memory_format=fmt), uv.contiguous(memory_format=fmt),
+                                             self.w.expand(b, -1), net.face_maps[self.identity:self.identity + 1],
+                                             net.background_maps[self.identity:self.identity + 1])
         rgb = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         return rgb, mask[:, 0].float().cpu().numpy()
+
+
+def _probe(net: AvatarNet, w: torch.Tensor, identity: int):
+    """``make_step(precision, channels_last)``: one batch-1 forward of the per-frame network (for choose)."""
+    r = net.cfg.render_size
+    g = torch.Generator().manual_seed(0)
+    dev = w.device
+    render, uv = (torch.rand(1, 3, r, r, generator=g).to(dev) * 2 - 1, torch.rand(1, 3, r, r, generator=g).to(dev))
+    maps = net.face_maps[identity:identity + 1], net.background_maps[identity:identity + 1]
+
+    def make_step(precision: str, channels_last: bool):
+        rt = Runtime(str(dev), precision, channels_last, 0, "")
+        x, u = render.contiguous(memory_format=rt.memory_format), uv.contiguous(memory_format=rt.memory_format)
+
+        @torch.no_grad()
+        def step() -> None:
+            net.to(memory_format=rt.memory_format)
+            with rt.autocast():
+                net.synthesize(x, u, w, *maps)
+        return step
+    return make_step

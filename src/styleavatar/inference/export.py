@@ -93,7 +93,7 @@ def _median_ms(fn, repeats: int = 5) -> float:
 def export_onnx(run: str | Path, output: str | Path, identity: int = 0, fp16: bool = False,
                 check_frames: int = 4) -> ExportSummary:
     """Export RUN's per-frame network to ``output`` and check it in onnxruntime on real renders."""
-    avatar = Avatar.load(run, identity)
+    avatar = Avatar.load(run, identity, precision="fp32", channels_last=False)  # the plain network
     module = FrameNetwork(avatar.net, identity, half=fp16)
     if fp16:
         module = module.half()

@@ -51,10 +51,12 @@ class ReenactSummary:
     seconds: float
     fps: float
     audio: bool
+    network: str = ""
+    """How the network ran: 'onnx' or the PyTorch runtime's label ('fp32', 'bf16+cl')."""
 
     def describe(self) -> str:
         return (f"wrote {self.output}: {self.frames} frames at {self.fps:g} fps{' with audio' if self.audio else ''}, "
-                f"{self.seconds:.1f} s ({self.frames / max(self.seconds, 1e-9):.1f} frames/s)")
+                f"{self.seconds:.1f} s ({self.frames / max(self.seconds, 1e-9):.1f} frames/s, {self.network})")
 
 
 def feather_mask(side: int, width: float) -> np.ndarray:
@@ -157,4 +159,5 @@ def reenact(run: str | Path, drive: str | Path, output: str | Path, options: Ree
                     frame = np.concatenate([drv, frame], axis=1)
                 writer.write(frame)
                 bar.update()
-    return ReenactSummary(output, len(params), time.perf_counter() - start, motion.fps, audio)
+    network = "onnx" if options.onnx is not None else avatar.runtime.label()
+    return ReenactSummary(output, len(params), time.perf_counter() - start, motion.fps, audio, network)

@@ -56,6 +56,12 @@ def gl_unavailable_reason() -> str | None:
     return None
 
 
+def gl_description() -> str:
+    """'OpenGL <version> on <renderer> (<vendor>)' for this thread's context (call when available)."""
+    info = _context().info
+    return f"OpenGL {info.get('GL_VERSION', '?')} on {info.get('GL_RENDERER', '?')} ({info.get('GL_VENDOR', '?')})"
+
+
 class GLRasterizer:
     """moderngl rasteriser with float32 render targets; up to 4 attribute channels."""
 

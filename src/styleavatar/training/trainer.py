@@ -41,6 +41,7 @@ from ..models.stylegan import Discriminator
 from ..runtime import Runtime, choose, cpu_info
 from . import distributed as ddp
 from .data import Batch, FrameStore, batches, make_batch
+from .speed import probe_steps
 from .losses import discriminator_loss, generator_gan_loss, r1_penalty
 
 
@@ -185,35 +186,18 @@ class Trainer:
         rows = np.arange(min(t.batch, len(store)))
         probe = make_batch(store, rows, [(0, 0)] * len(rows), self.mcfg)
 
-        def make_step(precision: str, channels_last: bool):
-            rt = Runtime(str(self.device), precision, channels_last, 0, "")
-            b = probe.to(self.device, channels_last)
-
-            def step() -> None:
-                self._set_layout(rt.memory_format)
-                with rt.autocast():
-                    image, mask = self.G(b.render, b.uv, b.frame_index, b.identity, b.offsets)
-                    loss = (image.float() - b.image).abs().mean() + (mask.float() - b.mask).abs().mean()
-                    if self.vgg is not None:
-                        loss = loss + self.vgg(image.float(), b.image) / t.vgg_every
-                loss.backward()
-                self.G.zero_grad(set_to_none=True)
-            return step
-
+        make_step = probe_steps(self.G, self.vgg, probe, self.device, others=(self.D,))
         rt = choose(self.device, make_step, t.precision, t.channels_last, threads=t.threads)
         if self.dist.world > 1:  # every process must run the same way: rank 0's choice wins
             rt = ddp.broadcast_object(rt, self.dist)
-        self._set_layout(rt.memory_format)
+        for net in (self.G, self.D, self.vgg):
+            if net is not None:
+                net.to(memory_format=rt.memory_format)
         self.runtime = rt
         # fp16 gradients can underflow: scale the loss (no-op for bf16/fp32).
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=rt.dtype == torch.float16)
         self.log(f"runtime: {rt.describe()}")
         return rt
-
-    def _set_layout(self, fmt: torch.memory_format) -> None:
-        for net in (self.G, self.D, self.vgg):
-            if net is not None:
-                net.to(memory_format=fmt)
 
     # ------------------------------------------------------------------------------- checkpoints
     def _checkpoint_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:

@@ -1,0 +1,112 @@
+"""Timed training steps: the probe that picks precision and layout, and the it/s estimate of ``doctor``.
+
+A probe step is the generator's forward + backward with the L1, mask and perceptual losses, without an
+optimiser step (weights and random state stay untouched), so it can run on the real networks before
+training starts.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig, TrainConfig
+from ..runtime import Runtime, choose
+from .data import Batch
+
+
+def probe_steps(G: nn.Module, vgg: nn.Module | None, batch: Batch, device: torch.device,
+                others: tuple[nn.Module, ...] = ()) -> Callable[[str, bool], Callable[[], None]]:
+    """``make_step(precision, channels_last)`` for :func:`styleavatar.runtime.choose`.
+
+    Each step first puts G, the perceptual network and ``others`` (the discriminator) in that step's
+    memory layout, so the candidates can be interleaved.
+    """
+    def make_step(precision: str, channels_last: bool) -> Callable[[], None]:
+        rt = Runtime(str(device), precision, channels_last, 0, "")
+        b = batch.to(device, channels_last)
+
+        def step() -> None:
+            for net in (G, vgg, *others):
+                if net is not None:
+                    net.to(memory_format=rt.memory_format)
+            with rt.autocast():
+                image, mask = G(b.render, b.uv, b.frame_index, b.identity, b.offsets)
+                loss = (image.float() - b.image).abs().mean() + (mask.float() - b.mask).abs().mean()
+                if vgg is not None:
+                    loss = loss + vgg(image.float(), b.image)
+            loss.backward()
+            G.zero_grad(set_to_none=True)
+        return step
+    return make_step
+
+
+def synthetic_batch(cfg: ModelConfig, batch: int, seed: int = 0) -> Batch:
+    """A batch of random inputs with the shapes and value ranges of real training frames (centred windows)."""
+    g = torch.Generator().manual_seed(seed)
+    r, out = cfg.render_size, cfg.output_size
+    uv = torch.rand(batch, 3, r, r, generator=g)
+    uv[:, 2] = (uv[:, 2] > 0.5).float()  # coverage is 0 or 1
+    return Batch(render=torch.rand(batch, 3, r, r, generator=g) * 2 - 1, uv=uv,
+                 image=torch.rand(batch, 3, out, out, generator=g) * 2 - 1,
+                 mask=(torch.rand(batch, 1, out, out, generator=g) > 0.5).float(),
+                 render_window=torch.rand(batch, 3, out, out, generator=g) * 2 - 1,
+                 frame_index=torch.arange(batch), identity=torch.zeros(batch, dtype=torch.long),
+                 offsets=[(0, 0)] * batch)
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    """Measured training speed of one preset on this machine (before the GAN phase)."""
+
+    preset: str
+    runtime: Runtime
+    it_per_s: float
+    """Iterations per second: optimiser steps with the perceptual loss every ``vgg_every`` iterations."""
+    usable_iterations: int
+
+    @property
+    def minutes_to_usable(self) -> float:
+        return self.usable_iterations / max(self.it_per_s, 1e-9) / 60
+
+    def describe(self) -> str:
+        return (f"{self.preset}: {self.it_per_s:.2f} it/s ({self.runtime.label()}), a usable avatar "
+                f"(~{self.usable_iterations} iterations) in about {self.minutes_to_usable:.0f} min")
+
+
+def estimate_speed(preset: str, mcfg: ModelConfig, tcfg: TrainConfig, device: torch.device,
+                   budget_s: float = 10.0) -> SpeedEstimate:
+    """Choose the runtime for a fresh network of this size, then time ``vgg_every`` real iterations."""
+    from ..io.weights import load_weights
+    from ..models.avatar import AvatarNet
+    from ..models.perceptual import PerceptualLoss
+
+    torch.manual_seed(0)
+    G = AvatarNet(mcfg).to(device)
+    vgg = PerceptualLoss(load_weights("vgg16"), size=tcfg.vgg_size).to(device) if tcfg.vgg_weight > 0 else None
+    batch = synthetic_batch(mcfg, tcfg.batch)
+    rt = choose(device, probe_steps(G, vgg, batch, device), tcfg.precision, tcfg.channels_last,
+                budget_s=budget_s * 0.6, rounds=1, threads=tcfg.threads)
+    for net in (G, vgg):
+        if net is not None:
+            net.to(memory_format=rt.memory_format)
+    b = batch.to(device, rt.channels_last)
+    opt = torch.optim.AdamW(G.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
+    every = max(1, tcfg.vgg_every)
+    steps = every * max(1, -(-4 // every))  # whole cycles of the lazy perceptual loss, at least 4 steps
+    for i in range(steps + 1):  # the first step warms up (optimiser state, kernels for this layout): not timed
+        if i == 1:
+            t0 = time.perf_counter()
+        with rt.autocast():
+            image, mask = G(b.render, b.uv, b.frame_index, b.identity, b.offsets)
+            loss = (image.float() - b.image).abs().mean() + (mask.float() - b.mask).abs().mean()
+            if vgg is not None and i % every == 1 % every:
+                loss = loss + tcfg.vgg_weight * vgg(image.float(), b.image)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    rate = steps / (time.perf_counter() - t0)
+    return SpeedEstimate(preset, rt, rate, tcfg.usable_iterations)
