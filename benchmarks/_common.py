@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import re
 from pathlib import Path
 
@@ -10,13 +9,25 @@ ROOT = Path(__file__).resolve().parents[1]
 HEADER = "# Benchmarks\n\nMeasured figures, each with the command that produced it.\n\n"
 
 
+RESTRICT_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+"""Environment variables that restrict the kernels (set to AVX2 to stand in for the AVX2-only CPU class)."""
+
+
+def cpu_class() -> str:
+    """'AVX-512, native bf16' or 'AVX2 only (...)': the CPU class a figure belongs to, as PyTorch sees it."""
+    from styleavatar.runtime import cpu_info
+
+    info = cpu_info()
+    restricted = " ".join(f"{k}={os.environ[k]}" for k in RESTRICT_ENV if k in os.environ)
+    level = {"AVX512": "AVX-512", "AVX2": "AVX2 only"}.get(info.torch_capability, info.torch_capability)
+    bf16 = "native bf16" if info.native_bf16 else "no native bf16"
+    return f"{level}, {bf16}" + (f" (restricted: {restricted})" if restricted else "")
+
+
 def machine() -> str:
-    """'2 cores (AMD EPYC ...), no GPU' or the GPU's name."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """'2 cores (Intel Xeon ...; avx2 fma avx512f ...; torch AVX512; bf16 native), no GPU' or the GPU's name."""
+    from styleavatar.runtime import cpu_info
+
     gpu = "no GPU"
     try:
         import torch
@@ -25,7 +36,7 @@ def machine() -> str:
             gpu = torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}), {gpu}"
+    return f"{cpu_info().describe()}, {gpu}"
 
 
 def write_section(title: str, text: str) -> None:

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, write_section  # noqa: E402
+from _common import ROOT, cpu_class, machine, write_section  # noqa: E402
 STEPS = ("decode", "landmarks", "fit", "texture", "crop", "mask", "render", "preview", "write")
 
 
@@ -46,8 +46,9 @@ def main() -> None:
     n = runs[0].frames
     rows = [(step, statistics.median(r.timings.get(step, 0.0) for r in runs)) for step in STEPS]
     total = statistics.median(r.seconds for r in runs)
+    title = f"preprocess, {cpu_class()}"
     lines = [
-        "## preprocess",
+        f"## {title}",
         "",
         f"`{' '.join(['.venv/bin/python', 'benchmarks/preprocess.py'] + sys.argv[1:])}` on "
         f"`{args.video.name}` ({n} frames, frames 512^2, renders {args.render_size}^2), "
@@ -62,7 +63,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section("preprocess", text)
+        write_section(title, text)
 
 
 if __name__ == "__main__":

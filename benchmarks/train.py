@@ -6,8 +6,11 @@
 Per preset: parameters (all networks; the per-frame part = the two StyleUNets + mask conv that run per
 frame once the feature maps are cached), multiply-accumulates per frame of that per-frame part (counted
 by torch's FLOP counter, MAC = FLOP / 2), forward latency at batch 1 (median of 10, fp32 and bf16
-autocast), and training speed: `styleavatar train` for a few iterations on a 200-frame dataset made from
-the video, with the GAN and R1 active from the first step (the heaviest step), median over log intervals.
+autocast; bf16 only where it is native, as emulated bf16 is never used), and training speed: `styleavatar
+train` for a few iterations on a 200-frame dataset made from the video, with the GAN and R1 active from the
+first step (the heaviest step), median over log intervals, at the precision and layout its start-up probe
+chose. Run it twice: natively and with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 (the AVX2-only
+class); each CPU class gets its own section in BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, write_section  # noqa: E402
+from _common import ROOT, cpu_class, machine, write_section  # noqa: E402
 
-TRAIN_ITERS = {"tiny": (60, 2), "cpu": (25, 4), "paper": (4, 1)}  # iterations, batch
+TRAIN_ITERS = {"tiny": (60, 2), "small": (40, 4), "cpu": (25, 4), "paper": (4, 1)}  # iterations, batch
 PAPER_REFERENCE = "47.5M parameters, ~117 GMAC per 1024^2 frame (the paper's public per-frame network)"
 
 
@@ -55,7 +58,7 @@ def per_frame_gmac(net, cfg) -> float:
     return counter.get_total_flops() / 2e9
 
 
-def train_speed(dataset: Path, preset: str) -> float:
+def train_speed(dataset: Path, preset: str) -> tuple[float, str]:
     from styleavatar.config import MODEL_PRESETS, TRAIN_PRESETS
     from styleavatar.training.trainer import train
 
@@ -66,8 +69,10 @@ def train_speed(dataset: Path, preset: str) -> float:
         train([dataset], Path(tmp) / "run", MODEL_PRESETS[preset], cfg, iters=iters, progress=False,
               log=lambda m: None)
         rows = [json.loads(x) for x in (Path(tmp) / "run/log.jsonl").read_text().splitlines()]
+        runtime = json.loads((Path(tmp) / "run/config.json").read_text())["runtime"]
     rates = [r["it_per_s"] for r in rows if "it_per_s" in r][1:]  # the first interval includes warm-up
-    return statistics.median(rates)
+    label = runtime["precision"] + ("+cl" if runtime["channels_last"] else "")
+    return statistics.median(rates), label
 
 
 def main() -> None:
@@ -82,6 +87,7 @@ def main() -> None:
     import torch
 
     from styleavatar.config import MODEL_PRESETS, PreprocessConfig
+    from styleavatar.runtime import cpu_info
     from styleavatar.data.preprocess import preprocess
     from styleavatar.models.avatar import AvatarNet
 
@@ -97,25 +103,28 @@ def main() -> None:
             total = sum(p.numel() for p in net.parameters()) / 1e6
             per_frame = sum(p.numel() for m in (net.render_unet, net.image_unet, net.mask_conv)
                             for p in m.parameters()) / 1e6
+            bf16 = forward_ms(net, cfg, "bf16") if cpu_info().native_bf16 else None
+            it_s, runtime = train_speed(ds, name)
             row = dict(preset=name, size=cfg.output_size, params=total, per_frame=per_frame,
-                       gmac=per_frame_gmac(net, cfg), fp32=forward_ms(net, cfg, "fp32"),
-                       bf16=forward_ms(net, cfg, "bf16"), it_s=train_speed(ds, name),
-                       batch=TRAIN_ITERS[name][1])
+                       gmac=per_frame_gmac(net, cfg), fp32=forward_ms(net, cfg, "fp32"), bf16=bf16,
+                       it_s=it_s, runtime=runtime, batch=TRAIN_ITERS[name][1])
             print(row, file=sys.stderr)
             rows.append(row)
+    title = f"train (network size and speed), {cpu_class()}"
     lines = [
-        "## train (network size and speed)",
+        f"## {title}",
         "",
         f"`{' '.join(['.venv/bin/python', 'benchmarks/train.py'] + sys.argv[1:])}`, {machine()}, "
         f"{torch.get_num_threads()} threads. Forward: batch 1, cached feature maps, median of 10. "
         "Training: GAN + R1 + VGG active, median it/s over log intervals.",
         "",
         "| preset | output | params (all) | params (per frame) | GMAC / frame | forward fp32 ms | forward bf16 ms "
-        "| train it/s (batch) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| train it/s (batch) | chosen |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         *[f"| {r['preset']} | {r['size']}^2 | {r['params']:.2f}M | {r['per_frame']:.2f}M | {r['gmac']:.2f} "
-          f"| {r['fp32']:.1f} | {r['bf16']:.1f} | {r['it_s']:.2f} ({r['batch']}) |" for r in rows],
-        "| paper (reference) | 1024^2 | | 47.5M | ~117 | | | |",
+          f"| {r['fp32']:.1f} | {'%.1f' % r['bf16'] if r['bf16'] else 'not native'} | {r['it_s']:.2f} ({r['batch']}) "
+          f"| {r['runtime']} |" for r in rows],
+        "| paper (reference) | 1024^2 | | 47.5M | ~117 | | | | |",
         "",
         f"Reference: {PAPER_REFERENCE}.",
         "",
@@ -123,7 +132,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section("train (network size and speed)", text)
+        write_section(title, text)
 
 
 if __name__ == "__main__":

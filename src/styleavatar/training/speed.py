@@ -18,6 +18,13 @@ from ..runtime import Runtime, choose
 from .data import Batch
 
 
+def _generator_loss(G: nn.Module, vgg: nn.Module | None, b: Batch, vgg_weight: float) -> torch.Tensor:
+    """L1 + mask L1 (+ perceptual when ``vgg``) of one generator forward: the bulk of a training step's work."""
+    image, mask = G(b.render, b.uv, b.frame_index, b.identity, b.offsets)
+    loss = (image.float() - b.image).abs().mean() + (mask.float() - b.mask).abs().mean()
+    return loss + vgg_weight * vgg(image.float(), b.image) if vgg is not None else loss
+
+
 def probe_steps(G: nn.Module, vgg: nn.Module | None, batch: Batch, device: torch.device,
                 others: tuple[nn.Module, ...] = ()) -> Callable[[str, bool], Callable[[], None]]:
     """``make_step(precision, channels_last)`` for :func:`styleavatar.runtime.choose`.
@@ -34,10 +41,7 @@ def probe_steps(G: nn.Module, vgg: nn.Module | None, batch: Batch, device: torch
                 if net is not None:
                     net.to(memory_format=rt.memory_format)
             with rt.autocast():
-                image, mask = G(b.render, b.uv, b.frame_index, b.identity, b.offsets)
-                loss = (image.float() - b.image).abs().mean() + (mask.float() - b.mask).abs().mean()
-                if vgg is not None:
-                    loss = loss + vgg(image.float(), b.image)
+                loss = _generator_loss(G, vgg, b, 1.0)
             loss.backward()
             G.zero_grad(set_to_none=True)
         return step
@@ -101,10 +105,7 @@ def estimate_speed(preset: str, mcfg: ModelConfig, tcfg: TrainConfig, device: to
         if i == 1:
             t0 = time.perf_counter()
         with rt.autocast():
-            image, mask = G(b.render, b.uv, b.frame_index, b.identity, b.offsets)
-            loss = (image.float() - b.image).abs().mean() + (mask.float() - b.mask).abs().mean()
-            if vgg is not None and i % every == 1 % every:
-                loss = loss + tcfg.vgg_weight * vgg(image.float(), b.image)
+            loss = _generator_loss(G, vgg if i % every == 1 % every else None, b, tcfg.vgg_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
