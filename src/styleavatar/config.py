@@ -252,11 +252,14 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(batch=2, gan_start=200, freeze_features_at=100000, snapshot_minutes=1.0,
                         sample_minutes=1.0, r1_every=4, usable_iterations=300),
-    "small": TrainConfig(batch=4, vgg_every=2, gan_start=3000, freeze_features_at=5000, usable_iterations=600),
+    "small": TrainConfig(batch=4, vgg_size=64, vgg_every=2, gan_start=3000, freeze_features_at=5000,
+                         usable_iterations=600),
     "cpu": TrainConfig(batch=4, vgg_size=128, vgg_every=4, gan_start=3000, freeze_features_at=5000,
                        usable_iterations=1500),
     "paper": TrainConfig(batch=4, usable_iterations=20000),
 }
-"""Training presets matching MODEL_PRESETS. ``usable_iterations`` come from measured curves (BENCHMARKS.md):
+"""Training presets matching MODEL_PRESETS. ``small`` computes its perceptual loss at 64^2: the same held-out
+PSNR per iteration as at 128^2 for a quarter of the cost (AVX2-only CPU, 10-minute demo: 1005 iterations and
+19.1 dB against 563 and 17.4 dB). ``usable_iterations`` come from measured curves (BENCHMARKS.md):
 tiny overfits its test frames in ~300, small's demo is recognisable from ~600 (held-out ~19 dB), cpu reaches
 24 dB held-out on anchor_71s at ~1500; paper: the paper's networks train for tens of thousands."""

@@ -31,9 +31,12 @@ class DemoSummary:
     report: Path
     video: Path
     seconds: float
+    warning: str | None = None
+    """The training's speed warning, when this machine could not reach a usable avatar in the budget."""
 
     def describe(self) -> str:
-        return (f"demo finished in {self.seconds / 60:.1f} min\n"
+        note = f"  warning: the avatar is undertrained here: {self.warning}\n" if self.warning else ""
+        return (f"demo finished in {self.seconds / 60:.1f} min\n{note}"
                 f"  report:  {self.report / 'index.html'}\n"
                 f"  video:   {self.video}  (driver | avatar)\n"
                 f"  avatar:  {self.folder / 'run'}  (try: styleavatar reenact {self.folder / 'run'} --drive "
@@ -104,4 +107,4 @@ def run_demo(folder: str | Path = "demo_output", minutes: float = 10.0, train_se
     video = folder / "astronaut_driven.mp4"
     if not _newer(video, avatar_time):
         log(reenact(run, drive_clip, video, ReenactOptions(side_by_side=True), progress=progress).describe())
-    return DemoSummary(folder, report, video, time.perf_counter() - start)
+    return DemoSummary(folder, report, video, time.perf_counter() - start, summary.warning)

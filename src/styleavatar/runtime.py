@@ -173,7 +173,10 @@ def candidates(device: torch.device, precision: str = "auto",
     """
     layouts = [False, True] if channels_last is None else [channels_last]
     if precision != "auto":
-        return [(precision, cl) for cl in layouts], f"{precision} as requested"
+        why = f"{precision} as requested"
+        if device.type == "cpu" and precision == "bf16" and not cpu_info().native_bf16:
+            why += f" although {cpu_info().bf16_missing()}: emulated, expect it far slower than fp32"
+        return [(precision, cl) for cl in layouts], why
     if device.type == "cuda":
         native = torch.cuda.is_bf16_supported(including_emulation=False)
         half = "bf16" if native else "fp16"

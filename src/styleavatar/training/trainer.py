@@ -41,8 +41,8 @@ from ..models.stylegan import Discriminator
 from ..runtime import Runtime, choose, cpu_info
 from . import distributed as ddp
 from .data import Batch, FrameStore, batches, make_batch
-from .speed import probe_steps
 from .losses import discriminator_loss, generator_gan_loss, r1_penalty
+from .speed import probe_steps
 
 
 @dataclass
@@ -134,10 +134,7 @@ class Trainer:
         if self.resume_from is not None:
             self._load_checkpoint(self.resume_from)
         self.runtime: Runtime | None = None  # chosen by measure_runtime() once training frames are loaded
-
-    @property
-    def precision(self) -> torch.dtype | None:
-        return self.runtime.dtype if self.runtime else None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
 
     # ------------------------------------------------------------------------------------- setup
     def _build(self, init: Path | None) -> None:
@@ -362,8 +359,8 @@ class Trainer:
 
 def _budget_free(cfg: TrainConfig) -> dict:
     """Options that may change when a run is resumed (how it runs, not what it learns)."""
-    keep = ("precision", "channels_last", "threads", "snapshot_minutes", "snapshot_every", "sample_minutes", "eval_minutes", "workers",
-            "log_every", "keep_checkpoints")
+    keep = ("precision", "channels_last", "threads", "snapshot_minutes", "snapshot_every", "sample_minutes",
+            "eval_minutes", "workers", "log_every", "keep_checkpoints", "usable_iterations")
     return {k: getattr(cfg, k) for k in keep}
 
 
