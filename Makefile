@@ -22,9 +22,14 @@ test: setup browser
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# Every speed figure twice: natively and restricted to AVX2 (the CPU class of most laptops).
+AVX2_ONLY := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+
 bench: setup
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/train.py
+	$(AVX2_ONLY) $(PY) benchmarks/preprocess.py
+	$(AVX2_ONLY) $(PY) benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

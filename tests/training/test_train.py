@@ -111,3 +111,20 @@ def test_ddp_gloo_keeps_replicas_identical(astro_dataset, tmp_path):
     sync = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if "replicas" in line]
     assert sync and sync[-1]["replicas"]["world_size"] == 2
     assert sync[-1]["replicas"]["max_abs_diff"] < 1e-6
+
+
+def test_runtime_is_measured_logged_and_a_hopeless_budget_warns(astro_dataset, tmp_path):
+    logs: list[str] = []
+    cfg = dataclasses.replace(TINY_T, threads=None, usable_iterations=10**6, log_every=2)
+    summary = train([astro_dataset.output], tmp_path / "run", TINY_M, cfg, minutes=0.1, progress=False,
+                    log=logs.append)
+    runtime = json.loads((tmp_path / "run/config.json").read_text())["runtime"]
+    assert runtime["precision"] in ("fp32", "bf16") and runtime["threads"] >= 1
+    assert len(runtime["step_ms"]) >= 2 and all(ms > 0 for ms in runtime["step_ms"].values())  # both layouts timed
+    assert runtime["precision"] == "fp32" or "bf16" in runtime["step_ms"]
+    assert any(line.startswith("runtime: ") and "measured per step" in line for line in logs)
+    warning = next(line for line in logs if line.startswith("warning: "))
+    assert "needs about 1000000" in warning and "--minutes" in warning
+    assert summary.warning and summary.warning in summary.describe()
+    rows = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert any("speed_warning" in r and r["speed_warning"]["usable_iterations"] == 10**6 for r in rows)

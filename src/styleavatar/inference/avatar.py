@@ -26,6 +26,10 @@ from ..tracking.fit import FrameParams, SubjectModel
 from .transfer import Pose
 
 
+_RUNTIMES: dict[tuple, Runtime] = {}
+"""The runtime chosen for each (model config, device, requested precision, requested layout) so far."""
+
+
 @dataclass
 class Avatar:
     """Network + the subject's face model, training-frame parameters and dataset meta."""
@@ -74,7 +78,11 @@ class Avatar:
         ds_meta = json.loads((subj_dir / "meta.json").read_text())
         with torch.no_grad():
             w, _ = net.inference_styles(identity)
-        runtime = choose(torch.device(device), _probe(net, w, identity), precision, channels_last, budget_s=5.0)
+        key = (cfg, str(device), precision, channels_last)
+        if key not in _RUNTIMES:  # one probe per network size in a process: repeated loads draw identical frames
+            _RUNTIMES[key] = choose(torch.device(device), _probe(net, w, identity), precision, channels_last,
+                                    budget_s=5.0)
+        runtime = _RUNTIMES[key]
         net.to(memory_format=runtime.memory_format)
         return cls(run, net, cfg, identity, subject, params, ds_meta, rasterizer, w, runtime)
 
