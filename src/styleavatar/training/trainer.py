@@ -402,7 +402,8 @@ class _Loop:
         time_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
         self.bar = tqdm(total=iters if iters is not None else round(self.budget_s),
                         initial=tr.iteration if iters is not None else round(tr.elapsed),
-                        disable=not (tr.progress and tr.dist.main), unit="it", desc=f"training ({tr.runtime.label()})", dynamic_ncols=True,
+                        disable=not (tr.progress and tr.dist.main), unit="it",
+                        desc=f"training ({tr.runtime.label()})", dynamic_ncols=True,
                         bar_format=None if iters is not None else time_format)
         self.start, self.base_elapsed = time.monotonic(), tr.elapsed
         self.last = {"snapshot": self.start, "sample": -math.inf, "log": self.start,
@@ -464,8 +465,8 @@ class _Loop:
         if reach >= t.usable_iterations or not tr.dist.main:
             return
         need = (t.usable_iterations - tr.iteration) / max(rate, 1e-6) / 60 + tr.elapsed / 60
-        self.warning = (f"at {rate:.2f} it/s ({tr.runtime.label()}) this run reaches about {reach:.0f} iterations in its "
-                        f"{self.budget_s / 60:g}-minute budget, but a usable avatar of this size needs about "
+        self.warning = (f"at {rate:.2f} it/s ({tr.runtime.label()}) this run reaches about {reach:.0f} iterations in "
+                        f"its {self.budget_s / 60:g}-minute budget, but a usable avatar of this size needs about "
                         f"{t.usable_iterations}: expect a blurred or noisy result. Give it about {need:.0f} minutes "
                         f"(--minutes), choose a smaller --preset, or use a GPU; `styleavatar doctor` shows what this "
                         f"machine can do")
