@@ -60,6 +60,7 @@ def per_frame_gmac(net, cfg) -> float:
 
 def train_speed(dataset: Path, preset: str) -> tuple[float, str]:
     from styleavatar.config import MODEL_PRESETS, TRAIN_PRESETS
+    from styleavatar.runtime import Runtime
     from styleavatar.training.trainer import train
 
     iters, batch = TRAIN_ITERS[preset]
@@ -71,8 +72,7 @@ def train_speed(dataset: Path, preset: str) -> tuple[float, str]:
         rows = [json.loads(x) for x in (Path(tmp) / "run/log.jsonl").read_text().splitlines()]
         runtime = json.loads((Path(tmp) / "run/config.json").read_text())["runtime"]
     rates = [r["it_per_s"] for r in rows if "it_per_s" in r][1:]  # the first interval includes warm-up
-    label = runtime["precision"] + ("+cl" if runtime["channels_last"] else "")
-    return statistics.median(rates), label
+    return statistics.median(rates), Runtime(**runtime).label()
 
 
 def main() -> None:

@@ -144,6 +144,12 @@ class Runtime:
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
+    def apply_layout(self, *modules: torch.nn.Module | None) -> None:
+        """Put each module's weights (None: skipped) in this runtime's memory layout."""
+        for module in modules:
+            if module is not None:
+                module.to(memory_format=self.memory_format)
+
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context in which the network's forward runs at this precision."""
         kind = torch.device(self.device).type

@@ -83,7 +83,7 @@ class Avatar:
             _RUNTIMES[key] = choose(torch.device(device), _probe(net, w, identity), precision, channels_last,
                                     budget_s=5.0)
         runtime = _RUNTIMES[key]
-        net.to(memory_format=runtime.memory_format)
+        runtime.apply_layout(net)
         return cls(run, net, cfg, identity, subject, params, ds_meta, rasterizer, w, runtime)
 
     @property
@@ -153,7 +153,7 @@ def _probe(net: AvatarNet, w: torch.Tensor, identity: int):
 
         @torch.no_grad()
         def step() -> None:
-            net.to(memory_format=rt.memory_format)
+            rt.apply_layout(net)
             with rt.autocast():
                 net.synthesize(x, u, w, *maps)
         return step

@@ -37,9 +37,7 @@ def probe_steps(G: nn.Module, vgg: nn.Module | None, batch: Batch, device: torch
         b = batch.to(device, channels_last)
 
         def step() -> None:
-            for net in (G, vgg, *others):
-                if net is not None:
-                    net.to(memory_format=rt.memory_format)
+            rt.apply_layout(G, vgg, *others)
             with rt.autocast():
                 loss = _generator_loss(G, vgg, b, 1.0)
             loss.backward()
@@ -94,9 +92,7 @@ def estimate_speed(preset: str, mcfg: ModelConfig, tcfg: TrainConfig, device: to
     batch = synthetic_batch(mcfg, tcfg.batch)
     rt = choose(device, probe_steps(G, vgg, batch, device), tcfg.precision, tcfg.channels_last,
                 budget_s=budget_s * 0.6, rounds=1, threads=tcfg.threads)
-    for net in (G, vgg):
-        if net is not None:
-            net.to(memory_format=rt.memory_format)
+    rt.apply_layout(G, vgg)
     b = batch.to(device, rt.channels_last)
     opt = torch.optim.AdamW(G.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
     every = max(1, tcfg.vgg_every)
@@ -105,7 +101,7 @@ def estimate_speed(preset: str, mcfg: ModelConfig, tcfg: TrainConfig, device: to
         if i == 1:
             t0 = time.perf_counter()
         with rt.autocast():
-            loss = _generator_loss(G, vgg if i % every == 1 % every else None, b, tcfg.vgg_weight)
+            loss = _generator_loss(G, vgg if (i - 1) % every == 0 else None, b, tcfg.vgg_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -187,9 +187,7 @@ class Trainer:
         rt = choose(self.device, make_step, t.precision, t.channels_last, threads=t.threads)
         if self.dist.world > 1:  # every process must run the same way: rank 0's choice wins
             rt = ddp.broadcast_object(rt, self.dist)
-        for net in (self.G, self.D, self.vgg):
-            if net is not None:
-                net.to(memory_format=rt.memory_format)
+        rt.apply_layout(self.G, self.D, self.vgg)
         self.runtime = rt
         # fp16 gradients can underflow: scale the loss (no-op for bf16/fp32).
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=rt.dtype == torch.float16)
