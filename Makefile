@@ -1,5 +1,6 @@
 # The two commands a new user runs: `make demo` and `make test`. Both set everything up first.
 VENV ?= .venv
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 
 .PHONY: setup browser demo test test-fast bench clean
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
-	VENV=$(VENV) bash scripts/install.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/install.sh
 
 demo: setup
 	$(VENV)/bin/styleavatar doctor

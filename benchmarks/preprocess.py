@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,6 @@ def main() -> None:
     args = ap.parse_args()
     if not args.video.exists():
         sys.exit(f"benchmark video not found: {args.video}")
-    os.environ.setdefault("GLOG_minloglevel", "2")
     from styleavatar.config import PreprocessConfig
     from styleavatar.data.preprocess import preprocess
 

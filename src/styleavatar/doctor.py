@@ -57,6 +57,16 @@ def _rasteriser() -> str:
     return gl_description()
 
 
+def _face_models() -> str:
+    from .tracking.model_files import MODELS, model_path
+
+    missing = [n for n in MODELS if not model_path(n).exists()]
+    if missing:
+        return f"missing {', '.join(missing)}: run `styleavatar fetch-weights`"
+    fast = all(model_path(n, ".onnx").exists() for n in MODELS) and _version("onnxruntime") != "not installed"
+    return f"in {model_path(next(iter(MODELS))).parent}, run with {'onnxruntime' if fast else 'PyTorch'}"
+
+
 def _weights() -> str:
     from .io.weights import weights_path
 
@@ -92,7 +102,7 @@ def doctor(presets: tuple[str, ...] = ("small", "cpu"), measure: bool = True, lo
     r.add("rasteriser", _rasteriser())
     r.add("perceptual weights", _weights())
     r.add("onnxruntime", _onnxruntime())
-    r.add("mediapipe", _version("mediapipe"))
+    r.add("face models", _face_models())
     if measure:
         from .training.speed import estimate_speed
 

@@ -13,16 +13,22 @@ def test_canonical_mesh_contents():
     assert mesh.vertices[1, 2] < np.median(mesh.vertices[:, 2]) - 2  # nose tip in front of the face
 
 
-def test_rings_match_mediapipe_topology():
-    from mediapipe.python.solutions import face_mesh_connections as conn
+def test_rings_match_mesh_and_landmark_model():
+    from styleavatar.tracking import landmarks as lm
+
+    tri = fm.canonical_mesh().triangles
+    mesh_edges = {frozenset(e) for t in tri for e in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0]))}
 
     def ring_edges(ring):
         return {frozenset(e) for e in zip(ring, ring[1:] + ring[:1])}
 
-    lips = {frozenset(e) for e in conn.FACEMESH_LIPS}
-    assert ring_edges(fm.INNER_LIP_RING) <= lips
-    assert ring_edges(fm.RIGHT_EYE_RING) == {frozenset(e) for e in conn.FACEMESH_RIGHT_EYE}
-    assert ring_edges(fm.LEFT_EYE_RING) == {frozenset(e) for e in conn.FACEMESH_LEFT_EYE}
+    for ring in (fm.INNER_LIP_RING, fm.RIGHT_EYE_RING, fm.LEFT_EYE_RING):
+        assert len(set(ring)) == len(ring) and ring_edges(ring) <= mesh_edges  # closed loops of mesh edges
+    # the lid contours that the landmark model refines are exactly the eye rings (its "left eye" is
+    # the subject's right), and the inner-lip ring is among its refined lip points
+    assert set(lm.LEFT_EYE[:lm.EYE_CONTOUR]) == set(fm.RIGHT_EYE_RING)
+    assert set(lm.RIGHT_EYE[:lm.EYE_CONTOUR]) == set(fm.LEFT_EYE_RING)
+    assert set(fm.INNER_LIP_RING) <= set(lm.LIPS)
 
 
 def test_render_topology_has_eye_and_mouth_patches():
