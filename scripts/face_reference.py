@@ -27,7 +27,6 @@ from pathlib import Path
 
 import av
 import cv2
-import mediapipe as mp
 import numpy as np
 
 CLIPS = ("train/anchor_71s.mp4", "drive/hdtf_woman1_8s.mp4", "drive/phone_portrait_720x1280_12s.mp4",
@@ -64,6 +63,8 @@ def faces(result, w: int, h: int) -> list[np.ndarray]:
 
 
 def clip_reference(path: Path) -> dict:
+    import mediapipe as mp  # only here: the tests import this module for frames() and signs()
+
     mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=2, refine_landmarks=True,
                                            min_detection_confidence=0.5, min_tracking_confidence=0.5)
     seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
@@ -91,6 +92,7 @@ def clip_reference(path: Path) -> dict:
 
 def photo_reference() -> dict:
     """The scikit-image astronaut photo, in static mode, as it is and turned by 20 degrees."""
+    import mediapipe as mp
     from skimage import data
 
     rgb = np.ascontiguousarray(data.astronaut())
@@ -109,6 +111,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (with train/ and drive/)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args()
+    import mediapipe as mp
+
     ref = {"mediapipe": mp.__version__, "landmark_scale": LANDMARK_SCALE, "mask_size": MASK_SIZE,
            "projections": PROJECTIONS,
            "clips": {clip: clip_reference(args.data / clip) for clip in CLIPS}, "astronaut": photo_reference()}
