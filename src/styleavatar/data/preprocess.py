@@ -184,10 +184,10 @@ def track_video(video: Path, cfg: PreprocessConfig, progress: bool = True
     return info, times, crop, norm, subject, params
 
 
-def _small_face_size(rgb: np.ndarray, tiles: int = 3) -> float | None:
+def _small_face_size(rgb: np.ndarray, tiles: int = 5) -> float | None:
     """Size in pixels of a face too small for the tracker, found by looking at enlarged tiles of the frame."""
     h, w = rgb.shape[:2]
-    th, tw = h // 2, w // 2  # overlapping half-size tiles on a tiles x tiles grid
+    th, tw = h // 3, w // 3  # overlapping third-size tiles on a tiles x tiles grid
     for y in np.linspace(0, h - th, tiles).astype(int):
         for x in np.linspace(0, w - tw, tiles).astype(int):
             k = 512 / max(th, tw)
