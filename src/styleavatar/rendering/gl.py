@@ -34,11 +34,22 @@ void main() { out_attr = vec4(v_attr.xyz, 1.0); out_more = vec4(v_attr.w, 0.0, 0
 _THREAD = threading.local()
 
 
+def _load_triton_first() -> None:
+    """Import triton (if installed) before Mesa's driver loads: both bundle LLVM, and triton loaded
+    after a Mesa (llvmpipe) context crashes the process (PyPI's CUDA build of PyTorch brings triton,
+    and PyTorch imports it on first use of torch.compile or an optimizer). In the other order both work."""
+    try:
+        import triton  # noqa: F401
+    except Exception:  # not installed, or unusable here: PyTorch then does without it
+        pass
+
+
 def _context():
     """This thread's OpenGL context (a context is current in the thread that created it only)."""
     import moderngl
 
     if getattr(_THREAD, "ctx", None) is None:
+        _load_triton_first()
         try:
             _THREAD.ctx = moderngl.create_context(standalone=True, backend="egl")
         except Exception:  # no EGL: try the platform default (GLX/WGL/CGL with a display)
