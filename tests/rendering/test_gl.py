@@ -1,11 +1,13 @@
+"""The OpenGL rasteriser's process-level side: what it loads and in which order."""
+import importlib.util
+import subprocess
+import sys
+
+import pytest
 
 
 def test_triton_loads_after_the_gl_context_without_crashing():
     # PyPI's CUDA build of PyTorch brings triton; loaded after Mesa's LLVM it used to crash the process
-    import importlib.util
-    import subprocess
-    import sys
-
     if importlib.util.find_spec("triton") is None:
         pytest.skip("triton is not installed here (PyTorch's CPU build): nothing can clash")
     code = ("from styleavatar.rendering.gl import gl_unavailable_reason; gl_unavailable_reason(); "
