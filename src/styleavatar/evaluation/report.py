@@ -143,7 +143,8 @@ def training_curves(run: Path, out: Path) -> str | None:
         if pts:
             axes[0].plot(*zip(*pts), label=key, lw=1)
     axes[0].set(xlabel="iteration", ylabel="loss", yscale="log", title="training losses")
-    axes[0].legend(fontsize=8)
+    if axes[0].lines:  # a run resumed past its last logged step has no losses to draw
+        axes[0].legend(fontsize=8)
     if evals:
         axes[1].plot([e["minutes"] for e in evals], [e["psnr"] for e in evals], "o-")
         axes[1].set(xlabel="minutes", ylabel="PSNR (dB)", title="held-out PSNR during training")
