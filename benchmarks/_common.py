@@ -24,6 +24,17 @@ def cpu_class() -> str:
     return f"{level}, {bf16}" + (f" (restricted: {restricted})" if restricted else "")
 
 
+RESTRICTION_REACH = (
+    "The restriction reaches PyTorch and oneDNN only: ONNX Runtime (the face models), OpenCV and Mesa's "
+    "llvmpipe pick their own kernels from the CPU's flags, so the landmark, mask, decode and render figures "
+    "in this section are not AVX2-only figures.")
+
+
+def restriction_note() -> str:
+    """A paragraph for sections measured under :data:`RESTRICT_ENV` (empty otherwise)."""
+    return RESTRICTION_REACH + "\n\n" if any(k in os.environ for k in RESTRICT_ENV) else ""
+
+
 def machine() -> str:
     """'2 cores (Intel Xeon ...; avx2 fma avx512f ...; torch AVX512; bf16 native), no GPU' or the GPU's name."""
     from styleavatar.runtime import cpu_info

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_class, machine, write_section  # noqa: E402
+from _common import ROOT, cpu_class, machine, restriction_note, write_section  # noqa: E402
 STEPS = ("decode", "landmarks", "fit", "texture", "crop", "mask", "render", "preview", "write")
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     lines = [
         f"## {title}",
         "",
-        f"`{' '.join(['.venv/bin/python', 'benchmarks/preprocess.py'] + sys.argv[1:])}` on "
+        restriction_note() + f"`{' '.join(['.venv/bin/python', 'benchmarks/preprocess.py'] + sys.argv[1:])}` on "
         f"`{args.video.name}` ({n} frames, frames 512^2, renders {args.render_size}^2), "
         f"{machine()}, median of {args.repeats} runs, rasteriser {rasterizer}.",
         "",
