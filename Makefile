@@ -27,8 +27,10 @@ test-fast: setup
 AVX2_ONLY := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 
 bench: setup
+	$(PY) benchmarks/tracking.py
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/train.py
+	$(AVX2_ONLY) $(PY) benchmarks/tracking.py
 	$(AVX2_ONLY) $(PY) benchmarks/preprocess.py
 	$(AVX2_ONLY) $(PY) benchmarks/train.py
 

@@ -25,8 +25,9 @@ from _common import ROOT, cpu_class, machine, restriction_note, write_section  #
 # Measured once with the mediapipe 0.10.21 package (Python 3.11, same machine and clip, 300 frames,
 # FaceMesh with refine_landmarks and two faces, the project's pipeline of the day) before the project
 # ran the models itself; the package can no longer be installed beside the project, so this stays text.
-MEDIAPIPE_0_10_21 = ("Before (the mediapipe 0.10.21 package, measured 2026-11-30 on this machine by the same "
-                     "loop): landmarks 132 frames/s natively and 131 restricted to AVX2; synthetic clip "
+MEDIAPIPE_0_10_21 = ("Before (the mediapipe 0.10.21 package, measured 2026-11-30 on this machine with an "
+                     "equivalent loop over the same 300 frames): landmarks 132 frames/s natively, 131 restricted "
+                     "to AVX2; person masks 152-182 frames/s (the package alone, Python 3.12); synthetic clip "
                      "rotation error mean 2.000 deg, median 1.696 deg; raw landmarks vs truth 1.225 px.")
 
 

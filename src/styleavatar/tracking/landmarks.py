@@ -42,9 +42,6 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
     return np.concatenate([xy.min(-2), xy.max(-2)], -1)
 
 
-box_iou = iou  # x0, y0, x1, y1 boxes
-
-
 def decode_landmarks(outputs: list[np.ndarray]) -> tuple[np.ndarray, float]:
     """The landmark model's seven outputs -> ((478, 3) points in [0, 1] of its input, x right, y down,
     z depth in input widths), face-presence probability)."""
@@ -133,7 +130,7 @@ class FaceTracker:
         if self._last_box is None:
             best = int(np.argmax([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]))
         else:
-            ious = [box_iou(b, self._last_box) for b in boxes]
+            ious = [iou(b, self._last_box) for b in boxes]
             best = int(np.argmax(ious))
             if ious[best] < 0.05:
                 return None  # only other people are visible

@@ -76,7 +76,7 @@ def _broadcastable(const: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
 
 
 class TfliteNet(torch.nn.Module):
-    """A ``.tflite`` model as a PyTorch module (inference only, batch 1, fp32).
+    """A ``.tflite`` model as a PyTorch module (inference only, batch 1, fp32, CPU).
 
     ``forward(*inputs)`` takes NHWC float32 tensors shaped like the model's inputs and returns the
     list of its outputs (NHWC, float32), in the model's output order. ``input_shapes``,
@@ -99,11 +99,12 @@ class TfliteNet(torch.nn.Module):
         self.output_shapes = [tuple(shapes[i]) for i in self.outputs]
         self.output_names = [graph.Tensors(i).Name().decode() for i in self.outputs]
         self._shapes = shapes
+        self._op_names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
         self._consts: dict[int, torch.Tensor] = {}
         self.ops = [self._parse_op(graph.Operators(k)) for k in range(graph.OperatorsLength())]
         self._fold_dequantize()
         self._prepare_weights()
-        del self._model, self._graph, self._tflite  # flatbuffer objects are not needed after parsing
+        del self._model, self._graph, self._tflite, self._op_names  # only needed while parsing
 
     # ---- reading the file -------------------------------------------------------------------------
     def _const(self, index: int) -> np.ndarray | None:
@@ -118,11 +119,9 @@ class TfliteNet(torch.nn.Module):
         return data.view(dtype).reshape(self._shapes[index])
 
     def _parse_op(self, op) -> _Op:
-        tfl = self._tflite
         code = self._model.OperatorCodes(op.OpcodeIndex())
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        names = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
-        name = names.get(builtin, str(builtin))
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())  # old files use the deprecated field
+        name = self._op_names.get(builtin, str(builtin))
         options: dict = {}
         if name == "CUSTOM":
             name = code.CustomCode().decode()
