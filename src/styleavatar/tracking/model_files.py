@@ -13,6 +13,7 @@ otherwise with the PyTorch module (the reference; tests check that the two agree
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 import sys
@@ -119,7 +120,7 @@ class ModelRunner:
     """One face model, called with NHWC float32 arrays; returns the list of its outputs as float32 arrays.
 
     backend: "auto" (ONNX Runtime when the .onnx file and onnxruntime are there, else PyTorch),
-    "onnxruntime" or "torch"."""
+    "onnxruntime" or "torch". Runners of one model and backend share one loaded model per process."""
 
     def __init__(self, name: str, backend: str = "auto") -> None:
         if name not in MODELS:
@@ -128,35 +129,39 @@ class ModelRunner:
         if not tflite_path.exists():
             raise UserError(f"face-tracking model not found at {tflite_path}: run `styleavatar fetch-weights` "
                             f"(or `make setup`) once; it downloads {WHEEL} from PyPI and takes its model files")
-        self.name = name
         if backend == "auto":
             backend = "onnxruntime" if onnx_path.exists() and _has_onnxruntime() else "torch"
-        self.backend = backend
-        if backend == "onnxruntime":
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            # One thread: these models are small (2-6 ms), so a second thread gains less than it costs
-            # (measured on 2 cores: 122 frames/s tracked with one, 110 with two), and the other cores stay
-            # free for decoding and writing, which run beside tracking.
-            opts.intra_op_num_threads = 1
-            opts.log_severity_level = 3
-            self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        elif backend == "torch":
-            from .tflite import TfliteNet
-
-            self._net = TfliteNet(tflite_path).eval()
-        else:
+        if backend not in ("onnxruntime", "torch"):
             raise ValueError(f"unknown backend {backend!r}")
+        self.name, self.backend = name, backend
+        self._model = _load(str(onnx_path if backend == "onnxruntime" else tflite_path), backend)
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
         if self.backend == "onnxruntime":
-            return self._session.run(None, {"input": np.ascontiguousarray(inputs[0], np.float32)})
+            return self._model.run(None, {"input": np.ascontiguousarray(inputs[0], np.float32)})
         import torch
 
         with torch.no_grad():
-            outs = self._net(*(torch.from_numpy(np.ascontiguousarray(x, np.float32)) for x in inputs))
+            outs = self._model(*(torch.from_numpy(np.ascontiguousarray(x, np.float32)) for x in inputs))
         return [o.numpy() for o in outs]
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path: str, backend: str):
+    """An ONNX Runtime session or the PyTorch module for a model file (loaded once per process)."""
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        # One thread: these models are small (2-6 ms), so a second thread gains less than it costs
+        # (measured on 2 cores: 122 frames/s tracked with one, 110 with two), and the other cores stay
+        # free for decoding and writing, which run beside tracking.
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 3
+        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    from .tflite import TfliteNet
+
+    return TfliteNet(path).eval()
 
 
 def _has_onnxruntime() -> bool:
