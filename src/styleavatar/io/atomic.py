@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,19 +17,40 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (a rename into it), to the disk.
+
+    Without it a power loss soon after a rename can leave the new name pointing at an empty file."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # folders cannot be opened on some systems (Windows): nothing more to do there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # file systems without fsync (some network mounts) accept the rename as it is
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` when the block succeeds.
 
-    ``suffix`` is appended to the temporary name so that writers which pick a format from the
-    extension (PyAV, OpenCV) still see it. On error the temporary file is removed.
+    The temporary name is unique to this writer (``.NAME.<pid>.<random>.partial``), so two writers of
+    one target never write into each other's file; the last to finish wins whole. The file is flushed
+    to disk before the rename and the folder after it. ``suffix`` is appended to the temporary name so
+    that writers which pick a format from the extension (PyAV, OpenCV) still see it. On error the
+    temporary file is removed.
     """
     path = Path(path)
-    tmp = partial_path(path).with_name(partial_path(path).name + suffix)
-    tmp.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial{suffix}")
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 

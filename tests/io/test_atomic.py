@@ -1,0 +1,40 @@
+import os
+
+from styleavatar.io import atomic
+from styleavatar.io.atomic import atomic_file
+
+
+def test_two_writers_of_one_target_do_not_share_a_temporary_file(tmp_path):
+    target = tmp_path / "ckpt.safetensors"
+    with atomic_file(target) as first:
+        first.write_bytes(b"first")
+        with atomic_file(target) as second:  # e.g. two `train --resume` of one run folder
+            assert second != first
+            second.write_bytes(b"second")
+        assert first.read_bytes() == b"first"  # the other writer neither removed nor overwrote it
+    assert target.read_bytes() == b"first"  # the last to finish wins, whole
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_data_and_rename_are_flushed_to_disk(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                        real_fsync(fd)))
+    target = tmp_path / "config.json"
+    with atomic_file(target) as tmp:
+        tmp.write_text("{}")
+        temporary = str(tmp)
+    assert synced == [temporary, str(tmp_path)]  # the file before the rename, its folder after
+
+
+def test_a_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.mp4"
+    try:
+        with atomic_file(target, suffix=".mp4") as tmp:
+            assert tmp.name.endswith(".mp4")
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    except RuntimeError:
+        pass
+    assert not target.exists() and not list(tmp_path.iterdir())
