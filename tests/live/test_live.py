@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 import urllib.request
 
 import numpy as np
@@ -50,6 +52,50 @@ def test_mjpeg_server_streams_on_localhost():
         assert b"image/jpeg" in chunk
     finally:
         server.close()
+
+
+def _get(url: str, host: str | None = None):
+    """(status, first bytes) of a GET, with an optional Host header."""
+    import urllib.error
+
+    req = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read(64)
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def test_mjpeg_server_refuses_foreign_hosts_and_extra_viewers():
+    server = MJPEGServer(0, max_clients=1)
+    try:
+        port = server.httpd.server_address[1]
+        assert _get(server.url, host=f"evil.example.com:{port}")[0] == 403  # DNS rebinding
+        viewer = socket.create_connection(("127.0.0.1", port))  # holds the only slot
+        viewer.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        viewer.recv(64)  # the 200 and headers: it is being served
+        assert _get(server.url, host=f"localhost:{port}")[0] == 503
+    finally:
+        server.close()
+        viewer.close()
+
+
+def test_mjpeg_viewers_end_when_the_server_closes():
+    server = MJPEGServer(0)
+    before = threading.active_count()
+    port = server.httpd.server_address[1]
+    viewers = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    for v in viewers:
+        v.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        v.recv(64)
+    assert threading.active_count() >= before + 3
+    server.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before - 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for v in viewers:
+        v.close()
+    assert threading.active_count() <= before - 1  # the handlers and the serving thread are gone
 
 
 def test_live_and_bench_commands(tiny_run, drive_clip, tmp_path, capsys):

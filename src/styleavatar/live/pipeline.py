@@ -23,6 +23,7 @@ from ..inference.avatar import Avatar
 from ..inference.transfer import TransferOptions
 from ..io.video import read_frames
 from .driver import LiveDriver
+from .hosts import host_allowed
 
 STAGES = ("decode", "landmarks+fit", "rasterise", "network", "encode")
 _DONE = object()
@@ -84,28 +85,51 @@ def camera_source(index: int, max_frames: int | None = None) -> Iterator[np.ndar
 
 # --------------------------------------------------------------------------------------------- sinks
 class MJPEGServer:
-    """Serves the newest frame as an MJPEG stream at http://127.0.0.1:PORT/ (local only)."""
+    """Serves the newest frame as an MJPEG stream at http://HOST:PORT/ (127.0.0.1: this machine only).
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    Hardened for a loop that must not slow down: at most ``max_clients`` viewers (others get 503), a
+    viewer that stops reading is dropped after ``timeout`` seconds, requests whose Host header is not
+    ours get 403 (see :mod:`.hosts`), and every viewer's handler ends when the server closes."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", max_clients: int = 8, timeout: float = 10.0,
+                 allowed_hosts: tuple[str, ...] = ()) -> None:
         self.frame: bytes | None = None
         self.cond = threading.Condition()
+        self.closed = threading.Event()
+        self.slots = threading.BoundedSemaphore(max_clients)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def setup(self) -> None:
+                self.timeout = timeout  # socket timeout for reads and writes of this connection
+                super().setup()
+
             def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+                if not host_allowed(self.headers.get("Host"), allowed_hosts):
+                    self.send_error(403, "forbidden host")
+                    return
+                if not server.slots.acquire(blocking=False):
+                    self.send_error(503, "too many viewers")
+                    return
+                try:
+                    self._stream()
+                finally:
+                    server.slots.release()
+
+            def _stream(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 try:
-                    while True:
+                    while not server.closed.is_set():
                         with server.cond:
-                            server.cond.wait(timeout=5)
+                            server.cond.wait(timeout=1)
                             jpg = server.frame
-                        if jpg is None:
+                        if jpg is None or server.closed.is_set():
                             continue
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                          + str(len(jpg)).encode() + b"\r\n\r\n" + jpg + b"\r\n")
-                except (BrokenPipeError, ConnectionResetError):
+                except (BrokenPipeError, ConnectionResetError, TimeoutError):
                     return
 
             def log_message(self, *args) -> None:
@@ -130,6 +154,10 @@ class MJPEGServer:
             self.cond.notify_all()
 
     def close(self) -> None:
+        """Stop accepting viewers and end every viewer's stream."""
+        self.closed.set()
+        with self.cond:
+            self.cond.notify_all()
         self.httpd.shutdown()
         self.httpd.server_close()
 
