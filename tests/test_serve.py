@@ -14,10 +14,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
-def test_workspace_keeps_user_names_out_of_paths(tmp_path):
+def test_workspace_keeps_user_names_out_of_paths(tmp_path, astro_clip):
     ws = Workspace(tmp_path / "ws")
     evil = tmp_path / "..%2F..%2Fetc passwd.MP4"
-    evil.write_bytes(b"x")
+    shutil.copyfile(astro_clip.path, evil)
     copied = ws.take_upload(evil, VIDEO_SUFFIXES, "video")
     assert copied.parent == ws.root / "uploads" and copied.suffix == ".mp4" and "passwd" not in copied.name
     with pytest.raises(UserError):
@@ -31,6 +31,70 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _get(port: int, path: str, host: str | None = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_server_answers_only_its_own_hosts_and_serves_only_results(tmp_path, monkeypatch):
+    from styleavatar.serve import serve
+
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "True")  # the environment cannot switch analytics back on
+    port = _free_port()
+    app = serve("127.0.0.1", port, tmp_path / "ws", block=False)
+    try:
+        import os
+
+        assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+        ws = tmp_path / "ws"
+        for sub in ("datasets", "avatars", "uploads"):  # personal data: never fetched over HTTP
+            secret = ws / sub / "frame.png"
+            secret.write_bytes(b"face")
+            assert _get(port, f"/gradio_api/file={secret.resolve()}") in (403, 404), sub
+        result = ws / "results" / "clip.txt"
+        result.write_text("a result")
+        assert _get(port, f"/gradio_api/file={result.resolve()}") == 200
+        assert _get(port, "/") == 200 and _get(port, "/", host=f"localhost:{port}") == 200
+        assert _get(port, "/", host=f"evil.example.com:{port}") == 403  # DNS rebinding
+        assert _get(port, f"/gradio_api/file={result.resolve()}", host="evil.example.com") == 403
+    finally:
+        app.close()
+
+
+def test_every_job_shares_one_queue_slot(tmp_path):
+    from styleavatar.serve import JOB, build_app
+
+    app = build_app(tmp_path / "ws")
+    jobs = [fn for fn in app.fns.values() if fn.name != "refresh" and fn.concurrency_id == JOB]
+    assert len(jobs) == 3 and all(fn.concurrency_limit == 1 for fn in jobs)  # make, drive, evaluate
+
+
+def test_exposed_host_needs_a_password(tmp_path):
+    from styleavatar.cli import main
+    from styleavatar.serve import serve
+
+    with pytest.raises(UserError, match="--auth"):
+        serve("0.0.0.0", _free_port(), tmp_path / "ws", block=False)
+    assert main(["serve", "--host", "0.0.0.0", "--port", str(_free_port()), "--workdir", str(tmp_path)]) == 2
+
+
+def test_long_or_huge_videos_are_refused_before_any_work(astro_clip, tmp_path):
+    ws = Workspace(tmp_path / "ws", max_minutes=0.05)  # 3 s; the clip is 4 s
+    with pytest.raises(UserError, match="minutes long"):
+        ws.take_upload(astro_clip.path, VIDEO_SUFFIXES, "video")
+    assert not list((ws.root / "uploads").iterdir())  # the refused copy is gone
+    with pytest.raises(UserError, match="pixels a side"):
+        Workspace(tmp_path / "ws2", max_side=256).take_upload(astro_clip.path, VIDEO_SUFFIXES, "video")
+    assert Workspace(tmp_path / "ws3").take_upload(astro_clip.path, VIDEO_SUFFIXES, "video").exists()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it as root)")

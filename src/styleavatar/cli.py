@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import types
 import typing
@@ -18,6 +19,7 @@ from . import __version__
 from .config import (MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS, ModelConfig, PreprocessConfig, TrainConfig,
                      field_docs)
 from .errors import UserError
+from .serve import MAX_VIDEO_MINUTES, MAX_VIDEO_SIDE
 
 
 def _base_type(tp) -> type:
@@ -468,6 +470,17 @@ def _serve_parser(sub) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--workdir", type=Path, default=Path("serve_output"), help="working folder (default: serve_output)")
     p.add_argument("--max-upload-mb", type=int, default=500, help="largest accepted upload in MB (default: 500)")
+    p.add_argument("--max-video-minutes", type=float, default=MAX_VIDEO_MINUTES,
+                   help=f"longest accepted video in minutes (default: {MAX_VIDEO_MINUTES:g}; frames are held in "
+                        "memory while training)")
+    p.add_argument("--max-video-side", type=int, default=MAX_VIDEO_SIDE,
+                   help=f"largest accepted frame side in pixels (default: {MAX_VIDEO_SIDE})")
+    p.add_argument("--auth", metavar="USER:PASSWORD",
+                   help="ask the browser for this user and password (required with a --host other than "
+                        "127.0.0.1/localhost; $STYLEAVATAR_AUTH is read when this is not given)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests addressed to this host name (e.g. a reverse proxy's); IP "
+                        "addresses, localhost and this machine's name are always answered, others get 403")
     p.set_defaults(func=_run_serve)
 
 
@@ -476,10 +489,16 @@ def _run_serve(args: argparse.Namespace) -> None:
         import gradio  # noqa: F401
     except ImportError:
         raise UserError("the web app needs gradio: run `make setup` (or pip install gradio)") from None
-    from .serve import serve
+    from .serve import check_exposure, serve
 
+    text = args.auth or os.environ.get("STYLEAVATAR_AUTH")
+    auth = tuple(text.split(":", 1)) if text else None
+    if auth is not None and (len(auth) != 2 or not all(auth)):
+        raise UserError("--auth must be USER:PASSWORD, both non-empty")
+    check_exposure(args.host, auth)
     print(f"styleavatar web app on http://{args.host}:{args.port}/ (Ctrl-C stops it)")
-    serve(args.host, args.port, args.workdir, args.max_upload_mb)
+    serve(args.host, args.port, args.workdir, args.max_upload_mb, auth=auth, allowed_hosts=tuple(args.allow_host),
+          max_minutes=args.max_video_minutes, max_side=args.max_video_side)
 
 
 def build_parser() -> argparse.ArgumentParser:

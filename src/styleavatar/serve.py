@@ -2,8 +2,11 @@
 
 Everything the app writes lives in its working folder: ``uploads/`` (files copied under generated
 names: a user's file name never becomes a path), ``datasets/``, ``avatars/`` (run folders),
-``results/``. One job runs at a time (the queue serialises them). The server binds to 127.0.0.1
-unless told otherwise and refuses uploads over the size cap.
+``results/``. Only ``results/`` can be fetched over HTTP: uploads, datasets and avatar weights are
+personal data and never leave the machine through the app. One job runs at a time across all buttons.
+The server binds to 127.0.0.1 unless told otherwise, needs ``auth`` on any other address, answers only
+requests addressed to it by an IP address, ``localhost`` or the machine's own name (no DNS rebinding),
+and refuses uploads over the size cap and videos over the duration and resolution caps.
 """
 from __future__ import annotations
 
@@ -16,18 +19,55 @@ import uuid
 from pathlib import Path
 
 from .errors import UserError
+from .live.hosts import host_allowed
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
 MOTION_SUFFIXES = {".npz"}
+MAX_VIDEO_MINUTES = 5.0
+"""Longest accepted upload: preprocess holds every frame in memory for training (about 0.7 MB a frame at
+the cpu preset), so 5 minutes at 30 frames/s is about 6 GB, within a 24 GB machine with room to spare."""
+MAX_VIDEO_SIDE = 4096
+"""Largest accepted frame side in pixels (decoding 8K video is slow and memory-hungry for no gain: the
+avatar is learnt from a crop of at most 1024^2)."""
+JOB = "job"
+"""The concurrency group of every button that starts work: one job at a time across the app."""
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class Workspace:
     """The app's working folder and the only place it reads user data from or writes to."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, max_minutes: float = MAX_VIDEO_MINUTES,
+                 max_side: int = MAX_VIDEO_SIDE) -> None:
         self.root = Path(root).resolve()
+        self.max_minutes, self.max_side = max_minutes, max_side
         for sub in ("uploads", "datasets", "avatars", "results"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def results(self) -> Path:
+        """The only folder whose files the app hands to the browser."""
+        return self.root / "results"
+
+    def check_video(self, path: Path) -> None:
+        """Refuse a video over the duration or resolution caps before any work starts (probe only)."""
+        from .io.video import probe
+
+        info = probe(path)
+        if info.duration > self.max_minutes * 60:
+            raise UserError(f"the video is {info.duration / 60:.1f} minutes long; the app takes at most "
+                            f"{self.max_minutes:g} (about two minutes is best): trim it first")
+        if max(info.width, info.height) > self.max_side:
+            raise UserError(f"the video is {info.width}x{info.height}; the app takes at most {self.max_side} "
+                            "pixels a side: scale it down first")
+
+    def publish(self, path: Path | None, name: str) -> str | None:
+        """A copy of ``path`` in results/ (as ``name``) that the browser may fetch, or None."""
+        if path is None:
+            return None
+        dst = self.results / name
+        shutil.copyfile(path, dst)
+        return str(dst)
 
     def take_upload(self, path: str | Path | None, allowed: set[str], what: str) -> Path:
         """Copy an uploaded temp file into uploads/ under a generated name; only the suffix is kept."""
@@ -39,6 +79,12 @@ class Workspace:
             raise UserError(f"{what} must be one of {', '.join(sorted(allowed))}, got '{suffix or 'no extension'}'")
         dst = self.root / "uploads" / f"{uuid.uuid4().hex}{suffix}"
         shutil.copyfile(src, dst)
+        if suffix in VIDEO_SUFFIXES:
+            try:
+                self.check_video(dst)
+            except UserError:
+                dst.unlink()
+                raise
         return dst
 
     def avatar_names(self) -> list[str]:
@@ -61,9 +107,9 @@ class Workspace:
         return name
 
 
-def _newest(folder: Path, pattern: str) -> str | None:
-    files = sorted(folder.glob(pattern))
-    return str(files[-1]) if files else None
+def _newest(folder: Path, pattern: str) -> Path | None:
+    files = sorted(folder.glob(pattern)) if folder.exists() else []
+    return files[-1] if files else None
 
 
 def make_avatar(ws: Workspace, video: str | None, name: str | None, preset: str, minutes: float):
@@ -96,10 +142,11 @@ def make_avatar(ws: Workspace, video: str | None, name: str | None, preset: str,
         thread.join(timeout=2.0)
         elapsed = time.monotonic() - started
         yield (f"training {name}: {elapsed / 60:.1f} of {minutes:g} min",
-               _newest(run / "samples", "*.png") if run.exists() else None)
+               ws.publish(_newest(run / "samples", "*.png"), f"{name}-sample.png"))
     if "error" in result:
         raise result["error"]
-    yield result["summary"].describe().replace(str(ws.root) + "/", ""), _newest(run / "samples", "*.png")
+    yield (result["summary"].describe().replace(str(ws.root) + "/", ""),
+           ws.publish(_newest(run / "samples", "*.png"), f"{name}-sample.png"))
 
 
 def drive_avatar(ws: Workspace, name: str | None, driver: str | None, eyes: float, mouth: float, yaw: float,
@@ -132,15 +179,15 @@ def evaluate_avatar(ws: Workspace, name: str | None, driver: str | None) -> tupl
     return table, archive
 
 
-def build_app(workdir: str | Path = "serve_output"):
+def build_app(workdir: str | Path = "serve_output", ws: Workspace | None = None):
     """The gradio Blocks app (not launched)."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no calls home, whatever the environment says
     import gradio as gr
 
-    ws = Workspace(workdir)
+    ws = ws or Workspace(workdir)
 
     def guard(fn):
-        """Turn bad input into a message in the UI instead of a stack trace."""
+        """Turn bad input into a message in the UI instead of a stack trace (without our folder's path)."""
         def wrapped(*args):
             try:
                 result = fn(*args)
@@ -149,7 +196,7 @@ def build_app(workdir: str | Path = "serve_output"):
                 else:
                     yield result
             except UserError as exc:
-                raise gr.Error(str(exc)) from None
+                raise gr.Error(str(exc).replace(str(ws.root) + "/", "")) from None
         return wrapped
 
     def refresh():
@@ -192,20 +239,60 @@ def build_app(workdir: str | Path = "serve_output"):
             eval_btn = gr.Button("Evaluate", variant="primary", elem_id="eval_button")
             metrics = gr.JSON(label="metrics")
             report = gr.File(label="report (zip: index.html, metrics.json, videos)")
-        make_btn.click(guard(lambda *a: make_avatar(ws, *a)), [video, name, preset, minutes], [status, sample]) \
+        make_btn.click(guard(lambda *a: make_avatar(ws, *a)), [video, name, preset, minutes], [status, sample],
+                       concurrency_id=JOB, concurrency_limit=1) \
             .then(refresh, None, [drive_name, eval_name])
         drive_btn.click(guard(lambda *a: drive_avatar(ws, *a)),
-                        [drive_name, driver, eyes, mouth, yaw, pitch, roll, expr, sbs], [result, drive_status])
-        eval_btn.click(guard(lambda *a: evaluate_avatar(ws, *a)), [eval_name, eval_driver], [metrics, report])
+                        [drive_name, driver, eyes, mouth, yaw, pitch, roll, expr, sbs], [result, drive_status],
+                        concurrency_id=JOB, concurrency_limit=1)
+        eval_btn.click(guard(lambda *a: evaluate_avatar(ws, *a)), [eval_name, eval_driver], [metrics, report],
+                       concurrency_id=JOB, concurrency_limit=1)
         app.load(refresh, None, [drive_name, eval_name])
     app.queue(default_concurrency_limit=1)
     return app
 
 
+def check_exposure(host: str, auth: tuple[str, str] | None) -> None:
+    """Refuse to listen beyond this machine without a password."""
+    if host not in LOOPBACK and auth is None:
+        raise UserError(f"--host {host} makes the app reachable from other machines: give --auth USER:PASSWORD "
+                        "(people's faces and avatars are personal data)")
+
+
+class HostCheck:
+    """ASGI middleware: 403 for requests whose Host header is not ours (see :mod:`.live.hosts`)."""
+
+    def __init__(self, app, allowed_hosts: tuple[str, ...] = ()) -> None:
+        self.app, self.allowed_hosts = app, allowed_hosts
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if not host_allowed(host, self.allowed_hosts):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                else:
+                    await send({"type": "http.response.start", "status": 403,
+                                "headers": [(b"content-type", b"text/plain")]})
+                    await send({"type": "http.response.body", "body": b"forbidden host\n"})
+                return
+        await self.app(scope, receive, send)
+
+
 def serve(host: str = "127.0.0.1", port: int = 7860, workdir: str | Path = "serve_output", max_upload_mb: int = 500,
-          block: bool = True):
-    """Launch the app; returns it (with ``block=False``, for tests)."""
-    app = build_app(workdir)
+          block: bool = True, auth: tuple[str, str] | None = None, allowed_hosts: tuple[str, ...] = (),
+          max_minutes: float = MAX_VIDEO_MINUTES, max_side: int = MAX_VIDEO_SIDE):
+    """Launch the app; returns it (with ``block=False``, for tests).
+
+    auth: (user, password) asked by the browser; required when ``host`` is not a loopback address.
+    allowed_hosts: names besides IP addresses, localhost and this machine's name under which the app
+    may be reached (for example a reverse proxy's)."""
+    check_exposure(host, auth)
+    from starlette.middleware import Middleware
+
+    ws = Workspace(workdir, max_minutes, max_side)
+    app = build_app(ws=ws)
     app.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb}mb", prevent_thread_lock=not block,
-               allowed_paths=[str(Workspace(workdir).root)], show_error=True, quiet=True)
+               allowed_paths=[str(ws.results)], show_error=True, quiet=True, share=False, auth=auth,
+               app_kwargs={"middleware": [Middleware(HostCheck, allowed_hosts=tuple(allowed_hosts))]})
     return app
