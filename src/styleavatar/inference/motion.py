@@ -19,6 +19,37 @@ from ..tracking.fit import FrameParams
 
 MOTION_FORMAT = "styleavatar-motion"
 MOTION_VERSION = 1
+MAX_MOTION_FRAMES = 216_000
+"""Most frames a motion template may hold (two hours at 30 frames/s)."""
+MAX_MOTION_BYTES = 1 << 30
+"""Most bytes its arrays may take once decompressed (a template of two hours takes about 0.2 GB)."""
+
+
+def check_motion_file(path: Path) -> None:
+    """Read only the array headers of a motion template and refuse one that would be too large to load.
+
+    A .npz is a zip: a few kilobytes of compressed zeros can declare gigabytes of frames, so sizes are
+    checked before anything is decompressed."""
+    import zipfile
+
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as f:
+                    major, _ = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                if dtype.hasobject:
+                    raise UserError(f"{path.name} holds Python objects, not a motion template")
+                if info.filename == "tracked.npy" and shape and shape[0] > MAX_MOTION_FRAMES:
+                    raise UserError(f"{path.name} declares {shape[0]} frames; at most {MAX_MOTION_FRAMES} are accepted")
+                total += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise UserError(f"cannot read motion template {path}: {exc}") from None
+    if total > MAX_MOTION_BYTES:
+        raise UserError(f"{path.name} would take {total / 2 ** 30:.1f} GB once decompressed; at most "
+                        f"{MAX_MOTION_BYTES / 2 ** 30:.0f} GB are accepted")
 
 
 @dataclass
@@ -69,6 +100,7 @@ class DriverMotion:
     @classmethod
     def load(cls, path: str | Path) -> "DriverMotion":
         path = Path(path)
+        check_motion_file(path)
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
