@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,3 +129,30 @@ def test_runtime_is_measured_logged_and_a_hopeless_budget_warns(astro_dataset, t
     assert summary.warning and summary.warning in summary.describe()
     rows = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     assert any("speed_warning" in r and r["speed_warning"]["usable_iterations"] == 10**6 for r in rows)
+
+
+def test_resume_refuses_what_it_cannot_continue_and_skips_a_damaged_checkpoint(astro_dataset, tmp_path, capsys):
+    from styleavatar.io.atomic import folder_lock
+
+    ds = tmp_path / "ds"
+    shutil.copytree(astro_dataset.output, ds)
+    run = tmp_path / "run"
+    assert main(_train_args(ds, run, 0, ["--resume"])) == 2  # nothing to resume: said, not started afresh
+    assert "no checkpoint" in capsys.readouterr().err and not list_checkpoints(run)
+    assert main(_train_args(ds, run, 10)) == 0  # checkpoints at 5 and 10
+    with folder_lock(run, "a test"):  # another process training in the folder
+        assert main(_train_args(ds, run, 12, ["--resume"])) == 2
+    assert "in use" in capsys.readouterr().err
+    other = tmp_path / "other"
+    shutil.copytree(astro_dataset.output, other)
+    assert main(_train_args(other, run, 12, ["--resume"])) == 2  # other data given with --resume
+    assert "datasets it started with" in capsys.readouterr().err
+    newest = run / "ckpt-00000010.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # cut short by a power loss
+    assert main(_train_args(ds, run, 12, ["--resume"])) == 0  # falls back to ckpt 5, trains to 12
+    assert json.loads((run / "ckpt-00000012.json").read_text())["iteration"] == 12
+    meta = json.loads((ds / "meta.json").read_text())
+    meta["source"]["sha256"] = "0" * 64  # preprocess --force wrote another video into the folder
+    (ds / "meta.json").write_text(json.dumps(meta))
+    assert main(_train_args(ds, run, 14, ["--resume"])) == 2
+    assert "not the dataset this run was trained on" in capsys.readouterr().err

@@ -11,6 +11,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import UserError
+
 
 def partial_path(path: Path) -> Path:
     """The temporary sibling used while ``path`` is being written: ``.NAME.partial`` (hidden)."""
@@ -53,6 +55,29 @@ def atomic_file(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[None]:
+    """Hold ``folder/.lock`` exclusively while the block runs; a second holder gets a clear error.
+
+    The lock is the operating system's (flock): it goes with the process, so a killed run never
+    leaves a stale lock behind. Where flock does not exist (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{folder} is in use by {what} in another process; wait for it or stop it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def remove(path: Path) -> None:

@@ -13,9 +13,11 @@ Run folder layout::
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -33,6 +35,7 @@ from ..errors import UserError
 from ..evaluation.metrics import psnr, ssim
 from ..io.checkpoint import AVATAR_FORMAT, CHECKPOINT_FORMAT, VERSION, list_checkpoints, load_tensors, \
     prune_checkpoints, save_tensors
+from ..io.atomic import folder_lock
 from ..io.video import prefetch
 from ..io.weights import load_weights
 from ..models.avatar import FRAME_CODE_DIVISOR, AvatarNet
@@ -115,14 +118,19 @@ class Trainer:
         if ckpts and not resume:
             raise UserError(f"{self.run_dir} already holds a training run: pass --resume to continue it, "
                             f"or choose a new folder")
-        self.resume_from = ckpts[-1] if (resume and ckpts) else None
-        if self.resume_from is not None:  # the run's own config wins over presets and options
+        if resume and not ckpts:
+            raise UserError(f"nothing to resume in {self.run_dir}: it holds no checkpoint (run without --resume "
+                            "to start training there)")
+        saved = None
+        if resume:  # the run's own config wins over presets and options
             saved = json.loads((self.run_dir / "config.json").read_text())
             model_cfg = from_dict(ModelConfig, saved["model"])
             train_cfg = from_dict(TrainConfig, {**saved["train"], **_budget_free(train_cfg)})
-            datasets = [Path(p) for p in saved["datasets"]]
+            datasets = _resumed_datasets(saved, datasets)
         self.mcfg, self.tcfg = model_cfg, train_cfg
         self.datasets = [Dataset.open(p) for p in datasets]
+        if saved is not None:
+            _check_same_data(saved, self.datasets)
         for ds in self.datasets:
             if int(ds.meta.get("size", model_cfg.crop_size)) < model_cfg.crop_size:
                 log(f"warning: {ds.root} has {ds.meta.get('size')}^2 frames but this model needs "
@@ -131,8 +139,7 @@ class Trainer:
         torch.manual_seed(train_cfg.seed)
         self._build(init)
         self.iteration, self.elapsed = 0, 0.0
-        if self.resume_from is not None:
-            self._load_checkpoint(self.resume_from)
+        self.resume_from = self._load_newest_usable(ckpts) if resume else None
         self.runtime: Runtime | None = None  # chosen by measure_runtime() once training frames are loaded
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
 
@@ -216,6 +223,17 @@ class Trainer:
         prune_checkpoints(self.run_dir, self.tcfg.keep_checkpoints)
         self.save_avatar()
 
+    def _load_newest_usable(self, ckpts: list[Path]) -> Path:
+        """Load the newest checkpoint that reads whole, falling back to older ones (a power cut can
+        leave the newest damaged); returns its path."""
+        for path in reversed(ckpts):
+            try:
+                self._load_checkpoint(path)
+                return path
+            except UserError as exc:
+                self.log(f"warning: cannot resume from {path.name} ({exc}); trying the one before")
+        raise UserError(f"no usable checkpoint in {self.run_dir}: all {len(ckpts)} are damaged")
+
     def _load_checkpoint(self, path: Path) -> None:
         tensors, meta = load_tensors(path, CHECKPOINT_FORMAT)
         for net, prefix in ((self.G, "G"), (self.G_ema, "G_ema"), (self.D, "D")):
@@ -249,6 +267,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps({
             "model": to_dict(self.mcfg), "train": to_dict(self.tcfg), "datasets": self.dataset_paths,
+            "dataset_ids": [_dataset_id(ds) for ds in self.datasets],
             "world_size": self.dist.world, "runtime": self.runtime.to_dict() if self.runtime else None,
             "cpu": cpu_info().describe()}, indent=2) + "\n")
         for i, ds in enumerate(self.datasets):
@@ -362,6 +381,30 @@ def _budget_free(cfg: TrainConfig) -> dict:
     return {k: getattr(cfg, k) for k in keep}
 
 
+def _dataset_id(ds: Dataset) -> dict:
+    """What a dataset was made from: its source video's sha256 and its frame count."""
+    return {"sha256": ds.meta.get("source", {}).get("sha256"), "frames": len(ds)}
+
+
+def _resumed_datasets(saved: dict, given: Sequence[Path]) -> list[Path]:
+    """The run's own datasets; other datasets given with --resume are an error, not silently ignored."""
+    own = [Path(p) for p in saved["datasets"]]
+    if given and sorted(str(Path(p).resolve()) for p in given) != sorted(str(p) for p in own):
+        raise UserError("--resume continues a run on the datasets it started with ("
+                        + ", ".join(str(p) for p in own) + "); start a new run (or use --init) for other data")
+    return own
+
+
+def _check_same_data(saved: dict, datasets: list[Dataset]) -> None:
+    """Refuse to resume when a dataset folder now holds another video (e.g. after preprocess --force)."""
+    for ds, old in zip(datasets, saved.get("dataset_ids") or []):  # runs from before ids were kept: no check
+        new = _dataset_id(ds)
+        if new != old:
+            raise UserError(f"{ds.root} is not the dataset this run was trained on (source sha256 "
+                            f"{str(old.get('sha256'))[:12]}..., {old.get('frames')} frames; now "
+                            f"{str(new['sha256'])[:12]}..., {new['frames']} frames): start a new run")
+
+
 def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelConfig | None = None,
           train_cfg: TrainConfig | None = None, *, iters: int | None = None, minutes: float | None = None,
           resume: bool = False, init: str | Path | None = None, progress: bool = True, log=print) -> TrainSummary:
@@ -370,12 +413,16 @@ def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelC
         raise UserError("give at least one dataset folder")
     if iters is None and minutes is None:
         raise UserError("give a budget: --iters N or --minutes M")
-    trainer = Trainer([Path(p) for p in datasets], Path(run_dir), model_cfg or ModelConfig(),
-                      train_cfg or TrainConfig(), resume, Path(init) if init else None, progress, log)
-    try:
-        return _loop(trainer, iters, minutes)
-    finally:
-        ddp.shutdown(trainer.dist)
+    # one process per run folder; under torchrun the ranks of one run share it (rank 0 holds the lock)
+    lock = folder_lock(Path(run_dir), "a training run") if int(os.environ.get("RANK", "0")) == 0 \
+        else contextlib.nullcontext()
+    with lock:
+        trainer = Trainer([Path(p) for p in datasets], Path(run_dir), model_cfg or ModelConfig(),
+                          train_cfg or TrainConfig(), resume, Path(init) if init else None, progress, log)
+        try:
+            return _loop(trainer, iters, minutes)
+        finally:
+            ddp.shutdown(trainer.dist)
 
 
 class _Loop:
