@@ -33,6 +33,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_uploads_are_removed_after_their_job_and_results_stay_bounded(tmp_path, astro_clip):
+    import os
+
+    ws = Workspace(tmp_path / "ws")
+    with ws.upload(astro_clip.path, VIDEO_SUFFIXES, "video") as copy:
+        assert copy.exists()
+    assert not list((ws.root / "uploads").iterdir())
+    for i in range(5):
+        (ws.results / f"r{i}.mp4").write_bytes(b"x")
+        os.utime(ws.results / f"r{i}.mp4", (1000 + i, 1000 + i))
+    (ws.results / "old-report").mkdir()
+    os.utime(ws.results / "old-report", (1, 1))
+    ws.prune_results(keep=3)
+    assert sorted(p.name for p in ws.results.iterdir()) == ["r2.mp4", "r3.mp4", "r4.mp4"]
+
+
 def _get(port: int, path: str, host: str | None = None) -> int:
     import urllib.error
     import urllib.request
@@ -141,3 +157,47 @@ def test_browser_makes_and_drives_an_avatar(astro_clip, drive_clip, tmp_path):
         app.close()
     results = list((tmp_path / "ws/results").glob("*.mp4"))
     assert results and results[0].stat().st_size > 1000
+    assert not list((tmp_path / "ws/uploads").iterdir())  # each upload is removed when its job ends
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it as root)")
+def test_closing_the_tab_stops_its_training(astro_clip, tmp_path):
+    import threading
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from styleavatar.serve import serve
+
+    port = _free_port()
+    app = serve("127.0.0.1", port, tmp_path / "ws", block=False)
+    run = tmp_path / "ws" / "avatars" / "closed"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.set_input_files("#make_video input[type=file]", str(astro_clip.path))
+            page.locator("#make_name textarea, #make_name input").first.fill("closed")
+            page.locator("#make_preset input").click()
+            page.get_by_role("option", name="tiny").click()
+            minutes = page.locator("#make_minutes input[type=number]")
+            minutes.fill("10")  # far longer than this test waits
+            minutes.press("Enter")
+            page.locator("#make_button").click()
+            page.wait_for_function("() => (document.querySelector('#make_status textarea')?.value || '')"
+                                   ".startsWith('training')", timeout=240_000)
+            page.close()  # the user closes the tab
+
+            def training() -> bool:  # the app runs in this process: its training thread is visible here
+                return any(t.name.endswith("(work)") and t.is_alive() for t in threading.enumerate())
+
+            assert training()
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and training():
+                time.sleep(0.5)
+            browser.close()
+        assert not training(), "training went on after its tab was closed"
+        assert (run / "avatar.safetensors").exists()  # what it learnt is kept
+    finally:
+        app.close()

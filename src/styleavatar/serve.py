@@ -10,12 +10,14 @@ and refuses uploads over the size cap and videos over the duration and resolutio
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
@@ -32,6 +34,10 @@ avatar is learnt from a crop of at most 1024^2)."""
 JOB = "job"
 """The concurrency group of every button that starts work: one job at a time across the app."""
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+RESULTS_KEPT = 50
+"""Newest entries of results/ kept; older ones are removed when a job starts (disk stays bounded)."""
+CACHE_CLEANING = (600, 3600)
+"""gradio's own cache of uploads and outputs: every 10 minutes, files older than an hour are removed."""
 
 
 class Workspace:
@@ -87,6 +93,24 @@ class Workspace:
                 raise
         return dst
 
+    @contextlib.contextmanager
+    def upload(self, path: str | Path | None, allowed: set[str], what: str) -> Iterator[Path]:
+        """:meth:`take_upload` for the length of a block; the copy is removed afterwards (what a job
+        keeps of it lives in its dataset or result)."""
+        dst = self.take_upload(path, allowed, what)
+        try:
+            yield dst
+        finally:
+            dst.unlink(missing_ok=True)
+
+    def prune_results(self, keep: int = RESULTS_KEPT) -> None:
+        """Remove all but the ``keep`` newest files and folders of results/."""
+        from .io.atomic import remove
+
+        entries = sorted(self.results.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[keep:]:
+            remove(old)
+
     def avatar_names(self) -> list[str]:
         return sorted(p.name for p in (self.root / "avatars").iterdir() if (p / "avatar.safetensors").exists())
 
@@ -112,37 +136,47 @@ def _newest(folder: Path, pattern: str) -> Path | None:
     return files[-1] if files else None
 
 
-def make_avatar(ws: Workspace, video: str | None, name: str | None, preset: str, minutes: float):
-    """Generator for the UI: preprocess, then train in a thread while reporting progress and samples."""
+def make_avatar(ws: Workspace, video: str | None, name: str | None, preset: str, minutes: float,
+                stop: threading.Event | None = None):
+    """Generator for the UI: preprocess, then train in a thread while reporting progress and samples.
+
+    ``stop`` (set when the browser tab closes) ends training early; so does closing the generator.
+    Either way the avatar learnt so far is written."""
     from .config import MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS
     from .data.preprocess import preprocess
     from .training.trainer import train
 
-    src = ws.take_upload(video, VIDEO_SUFFIXES, "video")
-    name = ws.new_name(name)
-    yield f"preprocessing {name} ...", None
-    dataset = ws.root / "datasets" / name
-    pcfg = PREPROCESS_PRESETS["tiny" if preset == "tiny" else "cpu"]
-    summary = preprocess(src, dataset, pcfg, progress=False, log=lambda m: None)
+    ws.prune_results()
+    with ws.upload(video, VIDEO_SUFFIXES, "video") as src:
+        name = ws.new_name(name)
+        yield f"preprocessing {name} ...", None
+        dataset = ws.root / "datasets" / name
+        pcfg = PREPROCESS_PRESETS["tiny" if preset == "tiny" else "cpu"]
+        summary = preprocess(src, dataset, pcfg, progress=False, log=lambda m: None)
     yield summary.describe(), None
     run = ws.root / "avatars" / name
     result: dict = {}
+    stop = stop or threading.Event()
 
     def work() -> None:
         try:
             result["summary"] = train([dataset], run, MODEL_PRESETS[preset], TRAIN_PRESETS[preset],
-                                      minutes=minutes, progress=False, log=lambda m: None)
+                                      minutes=minutes, progress=False, log=lambda m: None, stop=stop)
         except BaseException as exc:  # shown in the UI
             result["error"] = exc
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     started = time.monotonic()
-    while thread.is_alive():
-        thread.join(timeout=2.0)
-        elapsed = time.monotonic() - started
-        yield (f"training {name}: {elapsed / 60:.1f} of {minutes:g} min",
-               ws.publish(_newest(run / "samples", "*.png"), f"{name}-sample.png"))
+    try:
+        while thread.is_alive():
+            thread.join(timeout=2.0)
+            elapsed = time.monotonic() - started
+            yield (f"training {name}: {elapsed / 60:.1f} of {minutes:g} min",
+                   ws.publish(_newest(run / "samples", "*.png"), f"{name}-sample.png"))
+    finally:  # normal end, or the client went away and the generator is closed: no training left behind
+        stop.set()
+        thread.join()
     if "error" in result:
         raise result["error"]
     yield (result["summary"].describe().replace(str(ws.root) + "/", ""),
@@ -155,28 +189,35 @@ def drive_avatar(ws: Workspace, name: str | None, driver: str | None, eyes: floa
     from .inference.reenact import ReenactOptions, reenact
     from .inference.transfer import Openness, TransferOptions
 
-    drive = ws.take_upload(driver, VIDEO_SUFFIXES | MOTION_SUFFIXES, "driver video or motion template")
-    run = ws.avatar(name)
-    opts = ReenactOptions(transfer=TransferOptions(
-        eyes=None if eyes == 1 else Openness(eyes, True), mouth=None if mouth == 1 else Openness(mouth, True),
-        pose_offset=(yaw, pitch, roll), expression_scale=expression),
-        side_by_side=side_by_side and drive.suffix != ".npz")
-    out = ws.root / "results" / f"{name}-{uuid.uuid4().hex[:8]}.mp4"
-    summary = reenact(run, drive, out, opts, progress=False)
+    ws.prune_results()
+    with ws.upload(driver, VIDEO_SUFFIXES | MOTION_SUFFIXES, "driver video or motion template") as drive:
+        run = ws.avatar(name)
+        opts = ReenactOptions(transfer=TransferOptions(
+            eyes=None if eyes == 1 else Openness(eyes, True), mouth=None if mouth == 1 else Openness(mouth, True),
+            pose_offset=(yaw, pitch, roll), expression_scale=expression),
+            side_by_side=side_by_side and drive.suffix != ".npz")
+        out = ws.results / f"{name}-{uuid.uuid4().hex[:8]}.mp4"
+        summary = reenact(run, drive, out, opts, progress=False)
     return str(out), summary.describe().replace(str(ws.root) + "/", "")
 
 
 def evaluate_avatar(ws: Workspace, name: str | None, driver: str | None) -> tuple[dict, str]:
     from .evaluation.report import evaluate
 
-    drives = [ws.take_upload(driver, VIDEO_SUFFIXES, "driver video")] if driver else []
-    run = ws.avatar(name)
-    out = ws.root / "results" / f"{name}-report"
-    summary = evaluate(run, ws.root / "datasets" / name, drives, out, max_frames=64, progress=False)
+    from .io.atomic import atomic_file
+
+    ws.prune_results()
+    with contextlib.ExitStack() as stack:
+        drives = [stack.enter_context(ws.upload(driver, VIDEO_SUFFIXES, "driver video"))] if driver else []
+        run = ws.avatar(name)
+        out = ws.results / f"{name}-report"
+        summary = evaluate(run, ws.root / "datasets" / name, drives, out, max_frames=64, progress=False)
     m = summary.metrics
     table = {"held-out": m["self_reenactment"]["mean"], "cross-driving": m["cross_reenactment"]}
-    archive = shutil.make_archive(str(out), "zip", out)
-    return table, archive
+    archive = out.with_suffix(".zip")
+    with atomic_file(archive, suffix=".zip") as tmp:  # a half-written zip never looks like a report
+        shutil.make_archive(str(tmp.with_suffix("")), "zip", out)
+    return table, str(archive)
 
 
 def build_app(workdir: str | Path = "serve_output", ws: Workspace | None = None):
@@ -199,11 +240,29 @@ def build_app(workdir: str | Path = "serve_output", ws: Workspace | None = None)
                 raise gr.Error(str(exc).replace(str(ws.root) + "/", "")) from None
         return wrapped
 
+    jobs: dict[str, threading.Event] = {}  # browser session -> the stop switch of its running training
+
+    def make(video, name, preset, minutes, request: gr.Request):
+        stop = jobs[request.session_hash] = threading.Event()
+        try:
+            yield from guard(lambda *a: make_avatar(ws, *a, stop=stop))(video, name, preset, minutes)
+        finally:
+            jobs.pop(request.session_hash, None)
+
+    def closed(request: gr.Request):
+        """The tab was closed or reloaded: its training stops (and keeps what it learnt)."""
+        if request.session_hash in jobs:
+            jobs[request.session_hash].set()
+
+    # gradio passes the request to a parameter annotated gr.Request; with postponed annotations (this
+    # module's `from __future__ import annotations`) it needs the class itself, not its name
+    make.__annotations__["request"] = closed.__annotations__["request"] = gr.Request
+
     def refresh():
         names = ws.avatar_names()
         return [gr.update(choices=names, value=names[-1] if names else None) for _ in range(2)]
 
-    with gr.Blocks(title="styleavatar") as app:
+    with gr.Blocks(title="styleavatar", delete_cache=CACHE_CLEANING) as app:
         gr.Markdown("# styleavatar\nMake a drivable portrait avatar from one video. Get consent from the person "
                     "in it; never present the output as real footage.")
         with gr.Tab("Make an avatar"):
@@ -239,7 +298,7 @@ def build_app(workdir: str | Path = "serve_output", ws: Workspace | None = None)
             eval_btn = gr.Button("Evaluate", variant="primary", elem_id="eval_button")
             metrics = gr.JSON(label="metrics")
             report = gr.File(label="report (zip: index.html, metrics.json, videos)")
-        make_btn.click(guard(lambda *a: make_avatar(ws, *a)), [video, name, preset, minutes], [status, sample],
+        make_btn.click(make, [video, name, preset, minutes], [status, sample],
                        concurrency_id=JOB, concurrency_limit=1) \
             .then(refresh, None, [drive_name, eval_name])
         drive_btn.click(guard(lambda *a: drive_avatar(ws, *a)),
@@ -248,6 +307,7 @@ def build_app(workdir: str | Path = "serve_output", ws: Workspace | None = None)
         eval_btn.click(guard(lambda *a: evaluate_avatar(ws, *a)), [eval_name, eval_driver], [metrics, report],
                        concurrency_id=JOB, concurrency_limit=1)
         app.load(refresh, None, [drive_name, eval_name])
+        app.unload(closed)
     app.queue(default_concurrency_limit=1)
     return app
 

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -407,8 +408,12 @@ def _check_same_data(saved: dict, datasets: list[Dataset]) -> None:
 
 def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelConfig | None = None,
           train_cfg: TrainConfig | None = None, *, iters: int | None = None, minutes: float | None = None,
-          resume: bool = False, init: str | Path | None = None, progress: bool = True, log=print) -> TrainSummary:
-    """Train (or resume) an avatar; returns what was done. ``iters``/``minutes``: total budget of the run."""
+          resume: bool = False, init: str | Path | None = None, progress: bool = True, log=print,
+          stop: threading.Event | None = None) -> TrainSummary:
+    """Train (or resume) an avatar; returns what was done. ``iters``/``minutes``: total budget of the run.
+
+    ``stop``: when set (from another thread), training ends at the next iteration as if its budget were
+    spent: the checkpoint and the avatar are written."""
     if not datasets:
         raise UserError("give at least one dataset folder")
     if iters is None and minutes is None:
@@ -420,7 +425,7 @@ def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelC
         trainer = Trainer([Path(p) for p in datasets], Path(run_dir), model_cfg or ModelConfig(),
                           train_cfg or TrainConfig(), resume, Path(init) if init else None, progress, log)
         try:
-            return _loop(trainer, iters, minutes)
+            return _loop(trainer, iters, minutes, stop)
         finally:
             ddp.shutdown(trainer.dist)
 
@@ -428,11 +433,12 @@ def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelC
 class _Loop:
     """The training loop's state between iterations: data, logs, progress bar and event timers."""
 
-    def __init__(self, tr: Trainer, iters: int | None, minutes: float | None) -> None:
+    def __init__(self, tr: Trainer, iters: int | None, minutes: float | None,
+                 stop: threading.Event | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         t, m = tr.tcfg, tr.mcfg
-        self.tr, self.iters = tr, iters
+        self.tr, self.iters, self.stop = tr, iters, stop
         self.train_store = FrameStore.load(tr.datasets, "train", m, progress=tr.progress and tr.dist.main)
         tr.measure_runtime(self.train_store)
         tr.write_run_files()
@@ -463,7 +469,8 @@ class _Loop:
         tr, t, now = self.tr, self.tr.tcfg, time.monotonic()
         tr.elapsed = self.base_elapsed + now - self.start
         return tuple(ddp.agree([
-            (self.iters is not None and tr.iteration >= self.iters) or tr.elapsed >= self.budget_s,
+            (self.iters is not None and tr.iteration >= self.iters) or tr.elapsed >= self.budget_s
+            or (self.stop is not None and self.stop.is_set()),
             now - self.last["snapshot"] >= t.snapshot_minutes * 60
             or (t.snapshot_every > 0 and tr.iteration % t.snapshot_every == 0 and tr.iteration > 0),
             now - self.last["sample"] >= t.sample_minutes * 60,
@@ -563,8 +570,8 @@ def _log_eval(tr: Trainer, store: FrameStore, writer, log_file) -> dict:
     return scores
 
 
-def _loop(tr: Trainer, iters: int | None, minutes: float | None) -> TrainSummary:
-    loop = _Loop(tr, iters, minutes)
+def _loop(tr: Trainer, iters: int | None, minutes: float | None, stop: threading.Event | None) -> TrainSummary:
+    loop = _Loop(tr, iters, minutes, stop)
     try:
         while True:
             stop, snapshot, sample, evaluate = loop.events()
