@@ -220,23 +220,15 @@ def _activate(x: torch.Tensor, options: dict) -> torch.Tensor:
 
 
 def _conv(net: TfliteNet, op: _Op, x, w, b=None):
+    """CONV_2D, and DEPTHWISE_CONV_2D (one group per input channel; weights laid out by _prepare_weights)."""
     o = op.options
     weight = net.weight(op.inputs[1])
     if o["Padding"] == _SAME:
         x = _pad_same(x, weight.shape[2], weight.shape[3], o["StrideH"], o["StrideW"],
                       o["DilationHFactor"], o["DilationWFactor"])
-    y = F.conv2d(x, weight, b, (o["StrideH"], o["StrideW"]), 0, (o["DilationHFactor"], o["DilationWFactor"]))
-    return _activate(y, o)
-
-
-def _depthwise(net: TfliteNet, op: _Op, x, w, b=None):
-    o = op.options
-    weight = net.weight(op.inputs[1])
-    if o["Padding"] == _SAME:
-        x = _pad_same(x, weight.shape[2], weight.shape[3], o["StrideH"], o["StrideW"],
-                      o["DilationHFactor"], o["DilationWFactor"])
-    y = F.conv2d(x, weight, b, (o["StrideH"], o["StrideW"]), 0,
-                 (o["DilationHFactor"], o["DilationWFactor"]), groups=x.shape[1])
+    groups = x.shape[1] if op.name == "DEPTHWISE_CONV_2D" else 1
+    y = F.conv2d(x, weight, b, (o["StrideH"], o["StrideW"]), 0, (o["DilationHFactor"], o["DilationWFactor"]),
+                 groups=groups)
     return _activate(y, o)
 
 
@@ -379,7 +371,7 @@ def _transpose_conv_bias(net: TfliteNet, op: _Op, x, w, bias):
 
 _KERNELS = {
     "CONV_2D": _conv,
-    "DEPTHWISE_CONV_2D": _depthwise,
+    "DEPTHWISE_CONV_2D": _conv,
     "MAX_POOL_2D": lambda net, op, x: _pool(op, x, "max"),
     "AVERAGE_POOL_2D": lambda net, op, x: _pool(op, x, "avg"),
     "ADD": lambda net, op, a, b: _binary(op, a, b, torch.add),
