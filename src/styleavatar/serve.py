@@ -173,14 +173,14 @@ def make_avatar(ws: Workspace, video: str | None, name: str | None, preset: str,
             thread.join(timeout=2.0)
             elapsed = time.monotonic() - started
             yield (f"training {name}: {elapsed / 60:.1f} of {minutes:g} min",
-                   ws.publish(_newest(run / "samples", "*.png"), f"{name}-sample.png"))
+                   ws.publish(_newest(run / "samples", "[0-9]*.png"), f"{name}-sample.png"))
     finally:  # normal end, or the client went away and the generator is closed: no training left behind
         stop.set()
         thread.join()
     if "error" in result:
         raise result["error"]
     yield (result["summary"].describe().replace(str(ws.root) + "/", ""),
-           ws.publish(_newest(run / "samples", "*.png"), f"{name}-sample.png"))
+           ws.publish(_newest(run / "samples", "[0-9]*.png"), f"{name}-sample.png"))
 
 
 def drive_avatar(ws: Workspace, name: str | None, driver: str | None, eyes: float, mouth: float, yaw: float,

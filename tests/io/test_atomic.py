@@ -38,3 +38,14 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     except RuntimeError:
         pass
     assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_temporary_files_of_killed_writers_are_swept(tmp_path):
+    old = tmp_path / ".ckpt-00000010.safetensors.4242.abcd1234.partial"
+    old.write_bytes(b"half")
+    os.utime(old, (1, 1))  # untouched for decades: its writer is gone
+    fresh = tmp_path / ".ckpt-00000011.safetensors.4243.abcd1234.partial"
+    fresh.write_bytes(b"being written")
+    with atomic_file(tmp_path / "config.json") as tmp:
+        tmp.write_text("{}")
+    assert not old.exists() and fresh.exists()

@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,27 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+STALE_AFTER_S = 86400.0
+"""A writer's temporary file untouched for this long belongs to a process that was killed (SIGKILL,
+power loss) and can never finish it."""
+
+
+def sweep_stale(folder: Path, older_than_s: float = STALE_AFTER_S) -> None:
+    """Remove the temporary files of :func:`atomic_file` in ``folder`` left by killed writers."""
+    cutoff = time.time() - older_than_s
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # the folder does not exist yet
+        return
+    for entry in entries:
+        if entry.name.startswith(".") and ".partial" in entry.name and entry.is_file(follow_symlinks=False):
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:  # removed meanwhile by another sweeper
+                pass
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` when the block succeeds.
@@ -47,6 +69,7 @@ def atomic_file(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     temporary file is removed.
     """
     path = Path(path)
+    sweep_stale(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial{suffix}")
     try:
         yield tmp

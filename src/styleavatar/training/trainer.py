@@ -36,7 +36,7 @@ from ..errors import UserError
 from ..evaluation.metrics import psnr, ssim
 from ..io.checkpoint import AVATAR_FORMAT, CHECKPOINT_FORMAT, VERSION, list_checkpoints, load_tensors, \
     prune_checkpoints, save_tensors
-from ..io.atomic import folder_lock
+from ..io.atomic import atomic_file, folder_lock
 from ..io.video import prefetch
 from ..io.weights import load_weights
 from ..models.avatar import FRAME_CODE_DIVISOR, AvatarNet
@@ -266,18 +266,20 @@ class Trainer:
         if not self.dist.main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps({
-            "model": to_dict(self.mcfg), "train": to_dict(self.tcfg), "datasets": self.dataset_paths,
-            "dataset_ids": [_dataset_id(ds) for ds in self.datasets],
-            "world_size": self.dist.world, "runtime": self.runtime.to_dict() if self.runtime else None,
-            "cpu": cpu_info().describe()}, indent=2) + "\n")
+        with atomic_file(self.run_dir / "config.json") as tmp:  # never half a config beside checkpoints
+            tmp.write_text(json.dumps({
+                "model": to_dict(self.mcfg), "train": to_dict(self.tcfg), "datasets": self.dataset_paths,
+                "dataset_ids": [_dataset_id(ds) for ds in self.datasets],
+                "world_size": self.dist.world, "runtime": self.runtime.to_dict() if self.runtime else None,
+                "cpu": cpu_info().describe()}, indent=2) + "\n")
         for i, ds in enumerate(self.datasets):
             dst = self.run_dir / "subjects" / str(i)
             dst.mkdir(parents=True, exist_ok=True)
             for name in ("face_model.safetensors", "face_model.json", "meta.json", "texture.png",
                          "params.safetensors"):
                 if (ds.root / name).exists():
-                    shutil.copy2(ds.root / name, dst / name)
+                    with atomic_file(dst / name) as tmp:
+                        shutil.copy2(ds.root / name, tmp)
 
     # ------------------------------------------------------------------------------------- steps
     def _autocast(self):
@@ -360,7 +362,8 @@ class Trainer:
                                for x in (b.image, image, b.render_window)], axis=1)
         out = self.run_dir / "samples" / f"{self.iteration:08d}.png"
         out.parent.mkdir(exist_ok=True)
-        cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        with atomic_file(out, suffix=".png") as tmp:  # the web app shows the newest sample as it appears
+            cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
         writer.add_image("samples/truth|avatar|render", grid, self.iteration, dataformats="HWC")
 
     def evaluate(self, store: FrameStore) -> dict[str, float]:
