@@ -114,8 +114,14 @@ def _train_parser(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from .training.trainer import train
+    from .training.trainer import RESUME_OPTIONS, train
 
+    if args.resume:  # the run's saved config decides what it learns: say which options that overrules
+        given = [f.name for cls in (TrainConfig, ModelConfig) for f in dataclasses.fields(cls)
+                 if getattr(args, f.name, None) is not None and f.name not in RESUME_OPTIONS]
+        if given:
+            print("note: --resume keeps the run's own settings; ignored: "
+                  + ", ".join("--" + name.replace("_", "-") for name in given), file=sys.stderr)
     model_cfg = config_from_args(args, MODEL_PRESETS[args.preset])
     train_cfg = config_from_args(args, TRAIN_PRESETS[args.preset])
     minutes = args.minutes if args.minutes is not None or args.iters is not None else 60.0

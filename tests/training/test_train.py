@@ -151,8 +151,11 @@ def test_resume_refuses_what_it_cannot_continue_and_skips_a_damaged_checkpoint(a
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # cut short by a power loss
     assert main(_train_args(ds, run, 12, ["--resume"])) == 0  # falls back to ckpt 5, trains to 12
     assert json.loads((run / "ckpt-00000012.json").read_text())["iteration"] == 12
+    capsys.readouterr()
+    assert main(_train_args(ds, run, 13, ["--resume", "--lr", "0.5"])) == 0  # said, not silently dropped
+    assert "ignored: " in (err := capsys.readouterr().err) and "--lr" in err and "--threads" not in err
     meta = json.loads((ds / "meta.json").read_text())
     meta["source"]["sha256"] = "0" * 64  # preprocess --force wrote another video into the folder
     (ds / "meta.json").write_text(json.dumps(meta))
-    assert main(_train_args(ds, run, 14, ["--resume"])) == 2
+    assert main(_train_args(ds, run, 15, ["--resume"])) == 2
     assert "not the dataset this run was trained on" in capsys.readouterr().err

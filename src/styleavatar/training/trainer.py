@@ -378,11 +378,15 @@ class Trainer:
         return {"psnr": float(torch.cat(scores_p).mean()), "ssim": float(torch.cat(scores_s).mean())}
 
 
+RESUME_OPTIONS = ("precision", "channels_last", "threads", "snapshot_minutes", "snapshot_every", "sample_minutes",
+                  "eval_minutes", "workers", "log_every", "keep_checkpoints", "usable_iterations")
+"""TrainConfig fields that may change when a run is resumed (how it runs, not what it learns); the run's
+saved config decides every other field."""
+
+
 def _budget_free(cfg: TrainConfig) -> dict:
-    """Options that may change when a run is resumed (how it runs, not what it learns)."""
-    keep = ("precision", "channels_last", "threads", "snapshot_minutes", "snapshot_every", "sample_minutes",
-            "eval_minutes", "workers", "log_every", "keep_checkpoints", "usable_iterations")
-    return {k: getattr(cfg, k) for k in keep}
+    """The :data:`RESUME_OPTIONS` of ``cfg``."""
+    return {k: getattr(cfg, k) for k in RESUME_OPTIONS}
 
 
 def _dataset_id(ds: Dataset) -> dict:
