@@ -45,22 +45,17 @@ def _speed(fn, frames, repeats: int) -> float:
 
 def _accuracy() -> tuple[float, float, float]:
     """Synthetic clip: rotation error mean and median (degrees), raw landmark error vs truth (px, 512^2)."""
-    from scipy.spatial.transform import Rotation
-
     from styleavatar.config import PreprocessConfig
     from styleavatar.data.dataset import Dataset
     from styleavatar.data.preprocess import preprocess
     from styleavatar.data.synthetic import make_clip
-    from styleavatar.tracking.procrustes import rotation_angle_degrees, rotation_from_euler
+    from styleavatar.tracking.procrustes import rotation_error_degrees, rotation_from_euler
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_clip(Path(tmp) / "astro.mp4", frames=100, size=512)
         cfg = PreprocessConfig(size=128, render_size=64, texture_size=64, texture_frames=4, preview=False)
         ds = Dataset.open(preprocess(clip.path, Path(tmp) / "ds", cfg, progress=False).output)
-        truth = rotation_from_euler(clip.motion.euler_deg)
-        fit = ds.params.rotation
-        offset = Rotation.from_matrix(np.einsum("nji,njk->nik", truth, fit)).mean().as_matrix()
-        err = rotation_angle_degrees(fit, truth @ offset)
+        err = rotation_error_degrees(ds.params.rotation, rotation_from_euler(clip.motion.euler_deg))
         box = ds.meta["crop_box"]  # the dataset keeps landmarks in [0, 1] of this square crop
         true_2d = (clip.landmarks[:, :468, :2] - [box["x0"], box["y0"]]) / box["side"]
         raw = ds.arrays["landmarks"].astype(np.float64)[:, :468, :2]

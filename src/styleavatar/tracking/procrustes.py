@@ -71,6 +71,13 @@ def rotation_angle_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
+def rotation_error_degrees(fit: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(N,) angle in degrees between fitted and true rotations, both (N, 3, 3), once the one constant
+    rotation between their head frames (the mean of truth^T @ fit) is removed."""
+    offset = Rotation.from_matrix(np.einsum("nji,njk->nik", truth, fit)).mean().as_matrix()
+    return rotation_angle_degrees(fit, truth @ offset)
+
+
 def fit_pose_2d(model: np.ndarray, targets: np.ndarray, weights: np.ndarray, iterations: int = 20
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Similarity pose that fits the observed x, y of ``targets`` and treats their z as unreliable.
