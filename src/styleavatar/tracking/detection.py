@@ -99,7 +99,3 @@ class FaceDetector:
             faces.append(Detection(box_px.ravel().astype(np.float64), (pts * to_px[0] + to_px[1]).astype(np.float64),
                                    score))
         return faces
-
-    def boxes(self, rgb: np.ndarray) -> list[np.ndarray]:
-        """Face boxes (x0, y0, x1, y1 in pixels) only."""
-        return [d.box for d in self(rgb)]
