@@ -68,11 +68,13 @@ class Workspace:
                             "pixels a side: scale it down first")
 
     def publish(self, path: Path | None, name: str) -> str | None:
-        """A copy of ``path`` in results/ (as ``name``) that the browser may fetch, or None."""
+        """A copy of ``path`` in results/ (as ``name``) that the browser may fetch, or None. Copied only
+        when ``path`` is newer than the copy (callers poll it every few seconds)."""
         if path is None:
             return None
         dst = self.results / name
-        shutil.copyfile(path, dst)
+        if not dst.exists() or dst.stat().st_mtime < path.stat().st_mtime:
+            shutil.copyfile(path, dst)
         return str(dst)
 
     def take_upload(self, path: str | Path | None, allowed: set[str], what: str) -> Path:
