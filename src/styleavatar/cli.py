@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import (MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS, ModelConfig, PreprocessConfig, TrainConfig,
-                     field_docs)
+from .config import (MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS, DistillConfig, ModelConfig, PreprocessConfig,
+                     TrainConfig, field_docs)
 from .errors import UserError
 from .serve import MAX_VIDEO_MINUTES, MAX_VIDEO_SIDE
 
@@ -114,7 +114,8 @@ def _train_parser(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from .training.trainer import RESUME_OPTIONS, train
+    from .training.run_folder import RESUME_OPTIONS
+    from .training.trainer import train
 
     if args.resume:  # the run's saved config decides what it learns: say which options that overrules
         given = [f.name for cls in (TrainConfig, ModelConfig) for f in dataclasses.fields(cls)
@@ -303,6 +304,7 @@ def _run_live(args: argparse.Namespace) -> None:
 
     from .inference.avatar import Avatar
     from .io.video import VideoWriter, probe
+    from .live.driver import CAMERA_FPS
     from .live.pipeline import MJPEGServer, camera_source, run_pipeline, video_source, virtual_camera_sink, \
         window_sink
 
@@ -312,7 +314,7 @@ def _run_live(args: argparse.Namespace) -> None:
     if _onnx_path(args):
         avatar.use_onnx(_onnx_path(args))
     print(f"network: {'onnx' if _onnx_path(args) else avatar.runtime.describe()}", file=sys.stderr)
-    fps = probe(args.video).fps if args.video else 30.0
+    fps = probe(args.video).fps if args.video else CAMERA_FPS
     with contextlib.ExitStack() as stack:
         sinks = []
         if args.window:
@@ -352,10 +354,8 @@ def _bench_parser(sub) -> None:
 def _run_bench(args: argparse.Namespace) -> None:
     import json
 
-    import cv2
-
     from .inference.avatar import Avatar
-    from .live.pipeline import run_pipeline, video_source
+    from .live.pipeline import MJPEGServer, run_pipeline, video_source
 
     avatar = Avatar.load(args.run)
     if _onnx_path(args):
@@ -364,10 +364,7 @@ def _run_bench(args: argparse.Namespace) -> None:
     if not video.exists():
         raise UserError(f"benchmark video not found: {video} (give one with --video)")
 
-    def encode(rgb):  # what --http does per frame
-        cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 85])
-
-    times = run_pipeline(avatar, video_source(video, args.frames + 5), [encode])
+    times = run_pipeline(avatar, video_source(video, args.frames + 5), [MJPEGServer.encode])  # what --http does
     summary = {"run": str(args.run), "backend": args.backend, "video": str(video),
                "runtime": None if _onnx_path(args) else avatar.runtime.to_dict(), **times.summary()}
     network = "onnx" if _onnx_path(args) else avatar.runtime.describe()
@@ -386,20 +383,19 @@ def _distill_parser(sub) -> None:
                     "PSNR against the teacher and against the held-out frames.")
     p.add_argument("run", type=Path, metavar="RUN", help="teacher run folder")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="STUDENT", help="student run folder")
-    p.add_argument("--width", type=int, default=64, help="widest layer of the student (default: 64)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=20.0, help="time budget (default: 20)")
     budget.add_argument("--iters", type=int, help="iteration budget instead of time")
-    p.add_argument("--batch", type=int, default=4, help="frames per step (default: 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_options(p, DistillConfig)
     p.set_defaults(func=_run_distill)
 
 
 def _run_distill(args: argparse.Namespace) -> None:
-    from .inference.distill import distill
+    from .training.distill import distill
 
-    print(distill(args.run, args.output, args.width, None if args.iters else args.minutes, args.iters, args.batch,
-                  progress=not args.quiet).describe())
+    print(distill(args.run, args.output, config_from_args(args, DistillConfig()),
+                  None if args.iters else args.minutes, args.iters, progress=not args.quiet).describe())
 
 
 def _evaluate_parser(sub) -> None:

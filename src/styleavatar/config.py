@@ -154,8 +154,12 @@ class ModelConfig:
         return self.canvas * 8
 
     def channels(self, res: int) -> int:
-        """Channel count of a layer working at side ``res``."""
-        return max(8, min(self.max_channels, self.channel_base // res))
+        """Channel count of a generator layer working at side ``res``."""
+        return _channel_rule(self.channel_base, self.max_channels, res)
+
+    def disc_channels(self, res: int) -> int:
+        """Channel count of a discriminator layer working at side ``res``."""
+        return _channel_rule(self.channel_base, self.disc_max_channels, res)
 
     def validate(self) -> None:
         if self.output_size % 32:
@@ -164,6 +168,11 @@ class ModelConfig:
             raise ValueError("canvas_scale must give a canvas at least as large as the window, with an even margin")
         if self.canvas % (2 ** self.render_depth) or self.window % (2 ** self.image_depth):
             raise ValueError("canvas / window sides must be divisible by 2^render_depth / 2^image_depth")
+
+
+def _channel_rule(base: int, widest: int, res: int) -> int:
+    """StyleGAN's rule: channels fall as the side ``res`` grows (base / res), between 8 and ``widest``."""
+    return max(8, min(widest, base // res))
 
 
 @dataclass(frozen=True)
@@ -236,6 +245,26 @@ class TrainConfig:
     usable_iterations: int = 1500
     """Iterations this model size needs for a usable avatar; a time-budgeted run warns early when its
     measured speed will not reach them."""
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How a slimmer student network learns to imitate a trained avatar (MegaPortraits-style distillation).
+
+    The student trains with the teacher run's own TrainConfig (learning rate, betas, clipping, loss weights,
+    perceptual loss size and interval), without the GAN; the fields below override it."""
+
+    width: int = 64
+    """Widest layer of the student, in channels (must be below the teacher's max_channels)."""
+    perturbation: float = 1.0
+    """Strength of the random pose and expression changes of half of each batch (1: yaw and pitch sd 7.5 deg,
+    expression sd half its spread in the video, clipped to the range the teacher saw)."""
+    batch: int | None = None
+    """Frames per step (None: the teacher run's batch)."""
+    lr: float | None = None
+    """AdamW learning rate (None: the teacher run's)."""
+    seed: int = 0
+    """Random seed of the student's weights and of the frames and perturbations it sees."""
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {

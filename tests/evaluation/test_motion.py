@@ -6,7 +6,6 @@ import dataclasses
 import numpy as np
 
 from styleavatar.evaluation.motion import Track, compare, jitter
-from styleavatar.evaluation.report import _track
 
 
 def _shifted(track: Track, k: int) -> Track:
@@ -17,7 +16,7 @@ def _shifted(track: Track, k: int) -> Track:
 
 
 def test_self_comparison_is_zero_and_shift_grows(drive_clip):
-    track = _track(drive_clip.path, progress=False)
+    track = Track.of_video(drive_clip.path, progress=False)
     same = compare(track, track)
     assert same["pose_error_deg"] < 1e-3 and same["expression_error_mm"] < 1e-6
     assert same["mouth_openness_corr"] > 0.999 and same["jitter_ratio"] == 1.0

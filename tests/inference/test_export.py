@@ -1,13 +1,11 @@
-"""ONNX export agrees with PyTorch on real renders and drives reenact; distillation makes a usable run."""
+"""ONNX export agrees with PyTorch on real renders and drives reenact."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pytest
 
 from styleavatar.cli import main
-from styleavatar.inference.distill import distill
 from styleavatar.inference.export import export_onnx
 from styleavatar.inference.reenact import ReenactOptions, reenact
 
@@ -29,14 +27,3 @@ def test_onnx_export_matches_pytorch_and_reenacts(tiny_run, drive_clip, tmp_path
     assert "max |onnx - torch|" in capsys.readouterr().out
     assert main(["reenact", str(tiny_run), "--drive", str(drive_clip.path), "-o", str(b), "--backend", "onnx",
                  "--onnx", str(tmp_path / "missing.onnx"), "--quiet"]) == 2
-
-
-def test_distilled_student_is_a_run_folder(tiny_run, drive_clip, tmp_path):
-    summary = distill(tiny_run, tmp_path / "student", width=16, minutes=None, iters=6, progress=False)
-    assert summary.student_params < summary.teacher_params
-    assert np.isfinite(summary.psnr_vs_teacher)
-    assert summary.psnr_vs_truth is not None  # the teacher's dataset is still there
-    out = tmp_path / "s.mp4"
-    assert reenact(tmp_path / "student", drive_clip.path, out, progress=False).frames == 50
-    with pytest.raises(Exception):
-        distill(tiny_run, tmp_path / "student", width=16, iters=1, minutes=None, progress=False)

@@ -6,10 +6,10 @@ import pytest
 
 from styleavatar.errors import UserError
 from styleavatar.inference.motion import DriverMotion
-from styleavatar.inference.transfer import (EYES, MOUTH, Openness, Pose, TransferOptions, openness_gradient,
-                                            transfer)
+from styleavatar.inference.transfer import Openness, TransferOptions, openness_gradient, transfer
+from styleavatar.tracking.face_model import EYES, MOUTH
 from styleavatar.tracking.face_model import canonical_mesh
-from styleavatar.tracking.fit import FrameParams, SubjectModel
+from styleavatar.tracking.fit import FrameParams, Pose, SubjectModel
 from styleavatar.tracking.procrustes import rotation_angle_degrees, rotation_from_euler
 
 

@@ -7,16 +7,16 @@ canonical head (AED), eye/mouth openness correlation, and landmark jitter.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ..tracking.face_model import NUM_POINTS
+from ..config import PreprocessConfig
+from ..tracking.face_model import EYES, MOUTH, NUM_POINTS
 from ..tracking.fit import FrameParams, SubjectModel
 from ..tracking.procrustes import rotation_angle_degrees
+from ..tracking.video import track_video
 
-EYES = ((159, 145, 33, 133), (386, 374, 263, 362))
-"""Upper lid, lower lid, corner, corner of each eye."""
-MOUTH = ((13, 14, 78, 308),)
 
 
 @dataclass
@@ -26,6 +26,13 @@ class Track:
     landmarks: np.ndarray
     params: FrameParams
     subject: SubjectModel
+
+    @classmethod
+    def of_video(cls, video: Path, progress: bool = True) -> "Track":
+        """Track and fit ``video`` (faces down to 32 px; frames without a face are filled from neighbours)."""
+        cfg = PreprocessConfig(min_tracked_fraction=0.0, min_face_px=32)
+        _, _, _, landmarks, subject, params = track_video(video, cfg, progress)
+        return cls(landmarks, params, subject)
 
     def deformation(self) -> np.ndarray:
         """(N, 468, 3) expression deformation relative to the first frame, head frame (cm)."""
@@ -39,9 +46,9 @@ class Track:
 
 
 def openness(landmarks: np.ndarray, parts) -> np.ndarray:
-    """(N,) mean gap / width of the given parts (eyes or mouth) from (N, 478, >=2) landmarks."""
+    """(N,) mean gap / width of the given parts (``EYES`` or ``MOUTH``) from (N, 478, >=2) landmarks."""
     vals = []
-    for upper, lower, c0, c1 in parts:
+    for (upper, lower), (c0, c1) in parts:
         gap = np.linalg.norm(landmarks[:, upper, :2] - landmarks[:, lower, :2], axis=1)
         width = np.linalg.norm(landmarks[:, c0, :2] - landmarks[:, c1, :2], axis=1)
         vals.append(gap / np.maximum(width, 1e-9))

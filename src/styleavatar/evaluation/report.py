@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import PreprocessConfig
 from ..data.dataset import Dataset
 from ..errors import UserError
 from ..inference.avatar import Avatar
 from ..inference.reenact import reenact
 from ..io.atomic import partial_path, remove
+from ..io.image import to_tensor
 from ..io.video import VideoWriter
 from ..io.weights import cache_dir
 from ..rendering.render import resize_image, resize_uv
@@ -56,10 +56,6 @@ class EvalSummary:
         return "\n".join(lines)
 
 
-def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-
-
 def _error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     err = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(2)
     heat = cv2.applyColorMap(np.clip(err * 4, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
@@ -88,7 +84,7 @@ def self_reenactment(avatar: Avatar, ds: Dataset, out: Path, max_frames: int | N
             images, _ = avatar.generate(render, uv)
             truth = [ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in chunk]
             masks = [resize_image(ds.mask(int(i)), cfg.crop_size)[win] for i in chunk]
-            scores = all_metrics(_to_tensor(list(images)), _to_tensor(truth),
+            scores = all_metrics(to_tensor(images, signed=False), to_tensor(np.stack(truth), signed=False),
                                  torch.from_numpy(np.stack(masks))[:, None])
             for k, v in scores.items():
                 per_frame.setdefault(k, []).extend(v.tolist())
@@ -104,21 +100,13 @@ def self_reenactment(avatar: Avatar, ds: Dataset, out: Path, max_frames: int | N
             "per_frame": {k: [round(x, 5) for x in v] for k, v in per_frame.items()}}
 
 
-def _track(video: Path, progress: bool) -> Track:
-    from ..data.preprocess import track_video
-
-    cfg = PreprocessConfig(min_tracked_fraction=0.0, min_face_px=32)
-    _, _, _, landmarks, subject, params = track_video(video, cfg, progress)
-    return Track(landmarks, params, subject)
-
-
 def cross_reenactment(run: Path, drive: Path, out: Path, progress: bool) -> dict:
     """Drive the avatar with ``drive``; re-track the result and compare its motion with the driver's."""
     video = out / f"cross_{drive.stem}.mp4"
     result = {"driver": drive.name, "video": video.name}
     try:
         reenact(run, drive, video, progress=progress)
-        result.update(compare(_track(drive, progress), _track(video, progress)))
+        result.update(compare(Track.of_video(drive, progress), Track.of_video(video, progress)))
     except UserError as exc:
         result["error"] = str(exc)
     return result

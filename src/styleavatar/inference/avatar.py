@@ -18,12 +18,13 @@ from ..config import ModelConfig, from_dict
 from ..data.dataset import load_face_model, load_params
 from ..errors import UserError
 from ..io.checkpoint import AVATAR_FORMAT, load_tensors
+from ..io.image import to_tensor, to_uint8
+from ..io.onnx import session
 from ..models.avatar import AvatarNet
 from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import render_frame, resize_image, resize_uv
 from ..runtime import Runtime, choose
-from ..tracking.fit import FrameParams, SubjectModel
-from .transfer import Pose
+from ..tracking.fit import FrameParams, Pose, SubjectModel
 
 
 _RUNTIMES: dict[tuple, Runtime] = {}
@@ -108,36 +109,34 @@ class Avatar:
 
     def to_tensors(self, renders: list[np.ndarray], uvs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Lists of renders/UVs -> (B, 3, R, R) network inputs (render in [-1, 1], uv in [0, 1])."""
-        render = torch.from_numpy(np.stack(renders)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        render = to_tensor(np.stack(renders))
         uv = torch.from_numpy(np.stack(uvs).astype(np.float32)).permute(0, 3, 1, 2)
         return render.to(self.device), uv.to(self.device)
 
     def use_onnx(self, path: str | Path) -> None:
         """Run the per-frame network with onnxruntime from an exported file (see ``styleavatar export``)."""
-        from .export import session
-
         path = Path(path)
         if not path.exists():
             raise UserError(f"no ONNX model at {path}: make one with `styleavatar export {self.run} --onnx {path}`")
         self.onnx = session(path)
 
     @torch.no_grad()
-    def generate(self, render: torch.Tensor, uv: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """(B, 3, R, R) inputs -> images (B, out, out, 3) uint8 and masks (B, out, out) float32 in [0, 1]."""
-        b = render.shape[0]
-        net = self.net
+    def synthesize(self, render: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, R, R) inputs -> images (B, 3, out, out) float32 in about [-1, 1], masks (B, 1, out, out) in [0, 1]."""
         if getattr(self, "onnx", None) is not None:
             out = self.onnx.run(None, {"render": render.cpu().numpy(), "uv": uv.cpu().numpy()})
-            image, mask = torch.from_numpy(out[0]), torch.from_numpy(out[1])
-        else:
-            fmt = self.runtime.memory_format
-            with self.runtime.autocast():
-                image, mask = net.synthesize(render.contiguous(memory_format=fmt), uv.contiguous(memory_format=fmt),
-                                             self.w.expand(b, -1), net.face_maps[self.identity:self.identity + 1],
-                                             net.background_maps[self.identity:self.identity + 1])
-        rgb = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-        return rgb, mask[:, 0].float().cpu().numpy()
+            return torch.from_numpy(out[0]), torch.from_numpy(out[1])
+        b, net, fmt = render.shape[0], self.net, self.runtime.memory_format
+        with self.runtime.autocast():
+            image, mask = net.synthesize(render.contiguous(memory_format=fmt), uv.contiguous(memory_format=fmt),
+                                         self.w.expand(b, -1), net.face_maps[self.identity:self.identity + 1],
+                                         net.background_maps[self.identity:self.identity + 1])
+        return image.float(), mask.float()
 
+    def generate(self, render: torch.Tensor, uv: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, R, R) inputs -> images (B, out, out, 3) uint8 and masks (B, out, out) float32 in [0, 1]."""
+        image, mask = self.synthesize(render, uv)
+        return to_uint8(image), mask[:, 0].cpu().numpy()
 
 def _probe(net: AvatarNet, w: torch.Tensor, identity: int):
     """``make_step(precision, channels_last)``: one batch-1 forward of the per-frame network (for choose)."""

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..io.atomic import atomic_file
+from ..io.onnx import session
 from ..models.avatar import AvatarNet
 from .avatar import Avatar
 
@@ -59,19 +60,6 @@ class ExportSummary:
         return (f"wrote {self.output}: checked on {self.frames_checked} real renders, max |onnx - torch| = "
                 f"{self.max_abs_diff:.2e}; forward {self.torch_ms:.1f} ms (torch) vs {self.onnx_ms:.1f} ms "
                 f"(onnxruntime, {self.providers[0]})")
-
-
-def session(path: str | Path, providers: list[str] | None = None):
-    """An onnxruntime session: TensorRT, then CUDA, then CPU, whichever this onnxruntime offers."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise UserError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from None
-    available = ort.get_available_providers()
-    wanted = providers or ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), opts, providers=[p for p in wanted if p in available])
 
 
 def _check_inputs(avatar: Avatar, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from ..config import PreprocessConfig
 from ..errors import UserError
 from ..io.atomic import atomic_file
 from ..tracking.fit import FrameParams
+from ..tracking.video import track_video
 
 MOTION_FORMAT = "styleavatar-motion"
 MOTION_VERSION = 1
@@ -121,8 +122,6 @@ class DriverMotion:
         Frames where the face is lost are filled from the neighbouring good frames (held at the ends);
         a video with no face at all is an error.
         """
-        from ..data.preprocess import track_video
-
         cfg = dataclasses.replace(PreprocessConfig(), smooth=smooth, min_tracked_fraction=0.0, min_face_px=32)
         info, _, _, _, subject, params = track_video(Path(video), cfg, progress)
         return cls(info.fps, params, subject.basis, subject.coeff_rms, Path(video).name)

@@ -18,7 +18,8 @@ import torch
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..io.video import VideoWriter, prefetch, probe, read_frames
+from ..io.prefetch import prefetch
+from ..io.video import VideoWriter, probe, read_frames
 from ..tracking.fit import FrameParams
 from .avatar import Avatar
 from .motion import DriverMotion, load_motion

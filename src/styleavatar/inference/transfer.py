@@ -11,17 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from ..errors import UserError
-from ..tracking.fit import FrameParams, SubjectModel
+from ..tracking.face_model import EYES, MOUTH
+from ..tracking.fit import FrameParams, Pose, SubjectModel
 from ..tracking.procrustes import euler_degrees, rotation_from_euler
 from .motion import DriverMotion
 
-EYES = (((159, 145), (33, 133)), ((386, 374), (263, 362)))
-"""Per eye: (upper lid, lower lid) and (corner, corner) points of the face mesh."""
-MOUTH = (((13, 14), (78, 308)),)
-"""Inner lips (upper, lower) and mouth corners."""
 
 
 @dataclass(frozen=True)
@@ -58,26 +54,6 @@ class TransferOptions:
     """Added to the final yaw, pitch, roll (degrees)."""
     clamp_margin: float = 0.1
     """Coefficients may exceed the avatar's training range by this fraction of the range."""
-
-
-@dataclass(frozen=True)
-class Pose:
-    """A reference pose: crop-normalised scale, (3, 3) head-to-image rotation, (3,) translation."""
-
-    scale: float
-    rotation: np.ndarray
-    translation: np.ndarray
-
-    @classmethod
-    def median(cls, params: FrameParams, indices: np.ndarray | range | None = None) -> "Pose":
-        idx = np.asarray(indices if indices is not None else range(len(params)))
-        idx = idx[params.tracked[idx]] if params.tracked[idx].any() else idx
-        rot = Rotation.from_matrix(params.rotation[idx]).mean().as_matrix()
-        return cls(float(np.median(params.scale[idx])), rot, np.median(params.translation[idx], axis=0))
-
-    @classmethod
-    def of_frame(cls, params: FrameParams, i: int) -> "Pose":
-        return cls(float(params.scale[i]), params.rotation[i], params.translation[i])
 
 
 def openness_gradient(subject: SubjectModel, parts) -> tuple[np.ndarray, float]:

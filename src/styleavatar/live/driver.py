@@ -14,19 +14,22 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..inference.motion import DriverMotion
-from ..inference.transfer import Pose, TransferOptions, transfer
+from ..inference.transfer import TransferOptions, transfer
 from ..tracking.crop import choose_crop
 from ..tracking.face_model import NUM_POINTS, canonical_mesh, point_weights
-from ..tracking.fit import FrameParams, SubjectModel, gaze_offsets
+from ..tracking.fit import FrameParams, Pose, SubjectModel, gaze_offsets
 from ..tracking.landmarks import FaceTracker, landmark_box
 from ..tracking.procrustes import fit_pose_2d, invert_similarity, weighted_procrustes
 from ..tracking.smoothing import OneEuroFilter, strength_to_params
+
+CAMERA_FPS = 30.0
+"""Frame rate assumed for a camera (the default of most webcams); a video source brings its own."""
 
 
 class LiveDriver:
     """Call with consecutive RGB frames; returns the avatar's parameters for each (one frame)."""
 
-    def __init__(self, subject: SubjectModel, avatar_pose: Pose, fps: float = 30.0, smooth: float = 1.0,
+    def __init__(self, subject: SubjectModel, avatar_pose: Pose, fps: float = CAMERA_FPS, smooth: float = 1.0,
                  options: TransferOptions = TransferOptions(), warmup: int = 2, static: bool = False) -> None:
         self.subject, self.avatar_pose = subject, avatar_pose
         self.warmup, self.seen = warmup, 0
@@ -40,6 +43,7 @@ class LiveDriver:
         k = subject.basis.shape[0]
         # Smooth in rough units of each channel's natural spread (rotvec rad, log scale, translation, coeffs, gaze).
         self.units = np.concatenate([[0.05] * 3, [0.02], [0.01] * 3, subject.coeff_rms + 1e-6, [0.05] * 4])
+        self.fps = fps
         self.filter = OneEuroFilter(fps, *strength_to_params(smooth)) if smooth > 0 else None
         self.k = k
 
@@ -87,7 +91,7 @@ class LiveDriver:
         reference = dataclasses.replace(self.ref_params, expression=np.zeros((1, self.k)))
         both = FrameParams.concat([reference, current])
         # Expression already lives in the avatar's basis, relative to the reference (whose coefficients are 0).
-        motion = DriverMotion(30.0, both, self.subject.basis, self.subject.coeff_rms)
+        motion = DriverMotion(self.fps, both, self.subject.basis, self.subject.coeff_rms)
         out = transfer(motion, self.subject, self.avatar_pose, self.options)
         self.last = out.select(slice(1, 2))
         return self.last

@@ -29,6 +29,10 @@ LEFT_EYE_RING = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386
 INNER_LIP_RING = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
 EYE_CORNERS = ((33, 133), (263, 362))
 """Outer and inner corner of the right and left eye (subject's right/left)."""
+EYES = (((159, 145), (33, 133)), ((386, 374), (263, 362)))
+"""Openness parts of the eyes: per eye (upper lid, lower lid) and (corner, corner); openness = gap / width."""
+MOUTH = (((13, 14), (78, 308)),)
+"""Openness part of the mouth: inner lips (upper, lower) and mouth corners."""
 IRIS_CENTRES = (468, 473)
 """Landmarks at the centre of the two irises (468-477 exist only with refined landmarks)."""
 NUM_POINTS = 468

@@ -89,6 +89,26 @@ class FrameParams:
         return apply_similarity(head, self.scale, self.rotation, self.translation)
 
 
+@dataclass(frozen=True)
+class Pose:
+    """A reference pose: crop-normalised scale, (3, 3) head-to-image rotation, (3,) translation."""
+
+    scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+
+    @classmethod
+    def median(cls, params: FrameParams, indices: np.ndarray | range | None = None) -> "Pose":
+        idx = np.asarray(indices if indices is not None else range(len(params)))
+        idx = idx[params.tracked[idx]] if params.tracked[idx].any() else idx
+        rot = Rotation.from_matrix(params.rotation[idx]).mean().as_matrix()
+        return cls(float(np.median(params.scale[idx])), rot, np.median(params.translation[idx], axis=0))
+
+    @classmethod
+    def of_frame(cls, params: FrameParams, i: int) -> "Pose":
+        return cls(float(params.scale[i]), params.rotation[i], params.translation[i])
+
+
 def gaze_offsets(aligned: np.ndarray, landmarks_head: np.ndarray) -> np.ndarray:
     """Iris offsets (N, 4) in eye widths, from head-frame points (N, 478, 3)."""
     centres, widths = eye_frames(aligned)

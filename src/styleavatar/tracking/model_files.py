@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..io import onnx
 from ..io.atomic import atomic_file
 from ..io.weights import cache_dir, pip_download
 
@@ -122,7 +123,7 @@ class ModelRunner:
             raise UserError(f"face-tracking model not found at {tflite_path}: run `styleavatar fetch-weights` "
                             f"(or `make setup`) once; it downloads {WHEEL} from PyPI and takes its model files")
         if backend == "auto":
-            backend = "onnxruntime" if onnx_path.exists() and _has_onnxruntime() else "torch"
+            backend = "onnxruntime" if onnx_path.exists() and onnx.available() else "torch"
         if backend not in ("onnxruntime", "torch"):
             raise ValueError(f"unknown backend {backend!r}")
         self.name, self.backend = name, backend
@@ -142,23 +143,11 @@ class ModelRunner:
 def _load(path: str, backend: str):
     """An ONNX Runtime session or the PyTorch module for a model file (loaded once per process)."""
     if backend == "onnxruntime":
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
         # One thread: these models are small (2-6 ms), so a second thread gains less than it costs
         # (measured on 2 cores: 122 frames/s tracked with one, 110 with two), and the other cores stay
         # free for decoding and writing, which run beside tracking.
-        opts.intra_op_num_threads = 1
-        opts.log_severity_level = 3
-        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        return onnx.session(path, providers=("CPUExecutionProvider",), threads=1)
     from .tflite import TfliteNet
 
     return TfliteNet(path).eval()
 
-
-def _has_onnxruntime() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True

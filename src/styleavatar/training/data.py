@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..config import ModelConfig
 from ..data.dataset import Dataset
+from ..io.image import to_tensor
 from ..rendering.render import resize_image, resize_uv
 
 
@@ -92,11 +93,6 @@ class Batch:
         return Batch(**moved)
 
 
-def _image_tensor(x: np.ndarray) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
-
-
 def make_batch(store: FrameStore, rows: np.ndarray, offsets: list[tuple[int, int]], cfg: ModelConfig) -> Batch:
     """Assemble the frames ``rows`` of ``store`` with the given window offsets (cells)."""
     out, win = cfg.output_size, cfg.window
@@ -110,11 +106,11 @@ def make_batch(store: FrameStore, rows: np.ndarray, offsets: list[tuple[int, int
         rwin.append(cv2.resize(store.renders[row, ry:ry + 2 * win, rx:rx + 2 * win], (out, out),
                                interpolation=cv2.INTER_LINEAR))
     return Batch(
-        render=_image_tensor(store.renders[rows]),
+        render=to_tensor(store.renders[rows]),
         uv=torch.from_numpy(store.uvs[rows].astype(np.float32)).permute(0, 3, 1, 2),
-        image=_image_tensor(np.stack(imgs)),
+        image=to_tensor(np.stack(imgs)),
         mask=torch.from_numpy(np.stack(masks)).float().div_(255)[:, None],
-        render_window=_image_tensor(np.stack(rwin)),
+        render_window=to_tensor(np.stack(rwin)),
         frame_index=torch.from_numpy(store.frame_index[rows]),
         identity=torch.from_numpy(store.identity[rows]),
         offsets=list(offsets),

@@ -1,15 +1,8 @@
 """``styleavatar train``: learn an avatar from one or more preprocessed datasets (paper Sec. 3.4).
 
-Run folder layout::
-
-    RUN/config.json            resolved model + training config, datasets, budget
-    RUN/ckpt-NNNNNNNN.*        resumable checkpoints (generator, EMA, discriminator, optimisers, RNG)
-    RUN/avatar.safetensors     the EMA generator with cached feature maps: what inference loads
-    RUN/avatar.json
-    RUN/subjects/K/            face model, per-frame parameters and meta of dataset K (to drive the avatar)
-    RUN/log.jsonl              scalars every few iterations, and held-out PSNR/SSIM
-    RUN/tensorboard/           the same for TensorBoard, with sample grids
-    RUN/samples/               PNG strips of held-in frames: truth | avatar | texture render
+:class:`Trainer` builds the networks and optimisers and holds the run's state; :class:`_Loop` runs the
+iterations (one step of :mod:`.step` each) with its timers, logs and progress bar; the files of the run
+folder are :mod:`.run_folder`'s.
 """
 from __future__ import annotations
 
@@ -18,7 +11,6 @@ import copy
 import json
 import math
 import os
-import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -30,23 +22,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import ModelConfig, TrainConfig, from_dict, to_dict
+from ..config import ModelConfig, TrainConfig, to_dict
 from ..data.dataset import Dataset
 from ..errors import UserError
 from ..evaluation.metrics import psnr, ssim
-from ..io.checkpoint import AVATAR_FORMAT, CHECKPOINT_FORMAT, VERSION, list_checkpoints, load_tensors, \
-    prune_checkpoints, save_tensors
 from ..io.atomic import atomic_file, folder_lock
-from ..io.video import prefetch
+from ..io.checkpoint import list_checkpoints
+from ..io.image import to_uint8
+from ..io.prefetch import prefetch
 from ..io.weights import load_weights
 from ..models.avatar import FRAME_CODE_DIVISOR, AvatarNet
 from ..models.perceptual import PerceptualLoss
 from ..models.stylegan import Discriminator
-from ..runtime import Runtime, choose, cpu_info
+from ..runtime import Runtime, choose
 from . import distributed as ddp
+from . import run_folder as rf
 from .data import Batch, FrameStore, batches, make_batch
-from .losses import discriminator_loss, generator_gan_loss, r1_penalty
 from .speed import probe_steps
+from .step import Optimiser, adamw, discriminator_step, generator_step, update_ema
 
 
 @dataclass
@@ -73,37 +66,6 @@ SPEED_CHECK_S = 60.0
 """Seconds of training (or a quarter of a shorter budget) after which the speed is judged."""
 
 
-def _optimizer_state(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """Flatten an optimiser's state into named tensors + JSON-able param groups."""
-    sd = opt.state_dict()
-    tensors = {f"{prefix}.{pid}.{name}": (v if torch.is_tensor(v) else torch.tensor(v))
-               for pid, st in sd["state"].items() for name, v in st.items()}
-    return tensors, {"param_groups": sd["param_groups"]}
-
-
-def _load_optimizer_state(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor],
-                          groups: dict) -> None:
-    state: dict[int, dict] = {}
-    for key, v in tensors.items():
-        if key.startswith(prefix + "."):
-            pid, name = key[len(prefix) + 1:].split(".", 1)
-            state.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": groups["param_groups"]})
-
-
-def _prefixed(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
-
-
-def _unprefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 class Trainer:
     """Owns the networks, optimisers and run folder; :meth:`run` trains until the budget is spent."""
 
@@ -124,25 +86,20 @@ class Trainer:
                             "to start training there)")
         saved = None
         if resume:  # the run's own config wins over presets and options
-            saved = json.loads((self.run_dir / "config.json").read_text())
-            model_cfg = from_dict(ModelConfig, saved["model"])
-            train_cfg = from_dict(TrainConfig, {**saved["train"], **_budget_free(train_cfg)})
-            datasets = _resumed_datasets(saved, datasets)
+            model_cfg, train_cfg, datasets, saved = rf.resumed_config(self.run_dir, train_cfg, datasets)
         self.mcfg, self.tcfg = model_cfg, train_cfg
         self.datasets = [Dataset.open(p) for p in datasets]
         if saved is not None:
-            _check_same_data(saved, self.datasets)
+            rf.check_same_data(saved, self.datasets)
         for ds in self.datasets:
             if int(ds.meta.get("size", model_cfg.crop_size)) < model_cfg.crop_size:
                 log(f"warning: {ds.root} has {ds.meta.get('size')}^2 frames but this model needs "
                     f"{model_cfg.crop_size}^2: frames are upsampled (preprocess with --size {model_cfg.crop_size})")
-        self.dataset_paths = [str(Path(p).resolve()) for p in datasets]
         torch.manual_seed(train_cfg.seed)
         self._build(init)
         self.iteration, self.elapsed = 0, 0.0
-        self.resume_from = self._load_newest_usable(ckpts) if resume else None
+        self.resume_from = self._resume() if resume else None
         self.runtime: Runtime | None = None  # chosen by measure_runtime() once training frames are loaded
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
 
     # ------------------------------------------------------------------------------------- setup
     def _build(self, init: Path | None) -> None:
@@ -152,25 +109,15 @@ class Trainer:
             self._load_init(init)
         ddp.broadcast_module(self.G, self.dist)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        disc_ch = lambda r: max(8, min(m.disc_max_channels, m.channel_base // r))  # noqa: E731
-        self.D = Discriminator(m.output_size, disc_ch).to(self.device)
+        self.D = Discriminator(m.output_size, m.disc_channels).to(self.device)
         ddp.broadcast_module(self.D, self.dist)
-        betas = (t.beta1, t.beta2)
-        self.opt_G = torch.optim.AdamW(self.G.parameters(), lr=t.lr, betas=betas, weight_decay=t.weight_decay)
-        r1_ratio = t.r1_every / (t.r1_every + 1)  # lazy regularisation (StyleGAN2): scale lr and betas
-        self.opt_D = torch.optim.AdamW(self.D.parameters(), lr=t.lr * r1_ratio,
-                                       betas=(t.beta1 ** r1_ratio, t.beta2 ** r1_ratio), weight_decay=t.weight_decay)
+        self.opt_G = Optimiser(self.G, adamw(self.G.parameters(), t), t.grad_clip, self.dist)
+        self.opt_D = Optimiser(self.D, adamw(self.D.parameters(), t, lazy_every=t.r1_every), t.grad_clip, self.dist)
         self.vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size).to(self.device) if t.vgg_weight > 0 else None
 
     def _load_init(self, path: Path) -> None:
         """Start from another run's weights (fine-tuning a new person from a pre-trained model)."""
-        path = Path(path)
-        if path.is_dir():
-            ckpts = list_checkpoints(path)
-            path = ckpts[-1] if ckpts else path / "avatar.safetensors"
-        fmt = CHECKPOINT_FORMAT if path.name.startswith("ckpt-") else AVATAR_FORMAT
-        tensors, meta = load_tensors(path, fmt)
-        state = _unprefixed(tensors, "G_ema") or tensors
+        state, meta = rf.load_generator_state(path)
         skip = {"face_maps", "background_maps", "features_frozen"}  # a new person's maps are learnt afresh
         own = self.G.state_dict()
         loaded = {k: v for k, v in state.items() if k not in skip and k in own and own[k].shape == v.shape}
@@ -178,7 +125,7 @@ class Trainer:
             raise UserError(f"{path} does not match the model size of this run (preset/options): "
                             f"{len(own) - len(skip) - len(loaded)} tensors differ")
         self.G.load_state_dict(loaded, strict=False)
-        self.log(f"initialised from {path} (iteration {meta.get('iteration', '?')})")
+        self.log(f"initialised from {meta['path']} (iteration {meta.get('iteration', '?')})")
 
     # ---------------------------------------------------------------------------------- runtime
     def measure_runtime(self, store: FrameStore) -> Runtime:
@@ -197,144 +144,35 @@ class Trainer:
             rt = ddp.broadcast_object(rt, self.dist)
         rt.apply_layout(self.G, self.D, self.vgg)
         self.runtime = rt
-        # fp16 gradients can underflow: scale the loss (no-op for bf16/fp32).
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=rt.dtype == torch.float16)
+        self.opt_G.use_runtime(rt)
+        self.opt_D.use_runtime(rt)
         self.log(f"runtime: {rt.describe()}")
         return rt
 
     # ------------------------------------------------------------------------------- checkpoints
-    def _checkpoint_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
-        tensors = {**_prefixed(self.G, "G"), **_prefixed(self.G_ema, "G_ema"), **_prefixed(self.D, "D")}
-        og, og_meta = _optimizer_state(self.opt_G, "opt_G")
-        od, od_meta = _optimizer_state(self.opt_D, "opt_D")
-        tensors.update(og)
-        tensors.update(od)
-        tensors["rng.torch"] = torch.get_rng_state()
-        meta = {"format": CHECKPOINT_FORMAT, "version": VERSION, "iteration": self.iteration,
-                "elapsed_s": self.elapsed, "model": to_dict(self.mcfg), "train": to_dict(self.tcfg),
-                "identities": len(self.datasets), "datasets": self.dataset_paths,
-                "opt_G": og_meta, "opt_D": od_meta}
-        return tensors, meta
+    def _state(self) -> tuple[dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
+        """What a checkpoint holds, by name."""
+        return {"G": self.G, "G_ema": self.G_ema, "D": self.D}, {"opt_G": self.opt_G.opt, "opt_D": self.opt_D.opt}
 
     def snapshot(self) -> None:
+        """A resumable checkpoint and the avatar file (rank 0 only)."""
         if not self.dist.main:
             return
-        tensors, meta = self._checkpoint_tensors()
-        save_tensors(self.run_dir / f"ckpt-{self.iteration:08d}", tensors, meta)
-        prune_checkpoints(self.run_dir, self.tcfg.keep_checkpoints)
-        self.save_avatar()
+        meta = {"iteration": self.iteration, "elapsed_s": self.elapsed, "model": to_dict(self.mcfg),
+                "train": to_dict(self.tcfg), "identities": len(self.datasets),
+                "datasets": [str(ds.root.resolve()) for ds in self.datasets]}
+        rf.save_checkpoint(self.run_dir, *self._state(), meta, self.tcfg.keep_checkpoints)
+        rf.save_avatar(self.run_dir, self.G_ema, rf.avatar_meta(self.mcfg, self.datasets, self.iteration))
 
-    def _load_newest_usable(self, ckpts: list[Path]) -> Path:
-        """Load the newest checkpoint that reads whole, falling back to older ones (a power cut can
-        leave the newest damaged); returns its path."""
-        for path in reversed(ckpts):
-            try:
-                self._load_checkpoint(path)
-                return path
-            except UserError as exc:
-                self.log(f"warning: cannot resume from {path.name} ({exc}); trying the one before")
-        raise UserError(f"no usable checkpoint in {self.run_dir}: all {len(ckpts)} are damaged")
-
-    def _load_checkpoint(self, path: Path) -> None:
-        tensors, meta = load_tensors(path, CHECKPOINT_FORMAT)
-        for net, prefix in ((self.G, "G"), (self.G_ema, "G_ema"), (self.D, "D")):
-            state = _unprefixed(tensors, prefix)
-            if bool(state.get("features_frozen", False)):
-                net.freeze_features()  # the same parameters stop training as in the original run
-            net.load_state_dict(state)
-        _load_optimizer_state(self.opt_G, "opt_G", tensors, meta["opt_G"])
-        _load_optimizer_state(self.opt_D, "opt_D", tensors, meta["opt_D"])
-        torch.set_rng_state(tensors["rng.torch"])
+    def _resume(self) -> Path:
+        path, meta = rf.load_newest_usable(self.run_dir, *self._state(), self.log)
         self.iteration, self.elapsed = int(meta["iteration"]), float(meta["elapsed_s"])
         self.log(f"resuming {self.run_dir} at iteration {self.iteration} ({self.elapsed / 60:.1f} min trained)")
-
-    def save_avatar(self) -> Path:
-        """Write avatar.safetensors/json: the EMA generator with its feature maps cached (inference model)."""
-        net = self.G_ema
-        if not bool(net.features_frozen):
-            net = copy.deepcopy(net)
-            net.freeze_features()
-        meta = {"format": AVATAR_FORMAT, "version": VERSION, "iteration": self.iteration,
-                "model": to_dict(self.mcfg), "identities": len(self.datasets), "datasets": self.dataset_paths,
-                "subjects": [f"subjects/{i}" for i in range(len(self.datasets))],
-                "crop_box": [ds.meta.get("crop_box") for ds in self.datasets],
-                "fps": [ds.meta.get("fps") for ds in self.datasets]}
-        return save_tensors(self.run_dir / "avatar", net.state_dict(), meta)
+        return path
 
     def write_run_files(self) -> None:
-        """config.json and each dataset's face model (needed to drive the avatar) in subjects/K/."""
-        if not self.dist.main:
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.run_dir / "config.json") as tmp:  # never half a config beside checkpoints
-            tmp.write_text(json.dumps({
-                "model": to_dict(self.mcfg), "train": to_dict(self.tcfg), "datasets": self.dataset_paths,
-                "dataset_ids": [_dataset_id(ds) for ds in self.datasets],
-                "world_size": self.dist.world, "runtime": self.runtime.to_dict() if self.runtime else None,
-                "cpu": cpu_info().describe()}, indent=2) + "\n")
-        for i, ds in enumerate(self.datasets):
-            dst = self.run_dir / "subjects" / str(i)
-            dst.mkdir(parents=True, exist_ok=True)
-            for name in ("face_model.safetensors", "face_model.json", "meta.json", "texture.png",
-                         "params.safetensors"):
-                if (ds.root / name).exists():
-                    with atomic_file(dst / name) as tmp:
-                        shutil.copy2(ds.root / name, tmp)
-
-    # ------------------------------------------------------------------------------------- steps
-    def _autocast(self):
-        return self.runtime.autocast()
-
-    def _clip_step(self, net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-        """Backward, average across processes, clip, step."""
-        opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        ddp.average_gradients(net, self.dist)
-        self.scaler.unscale_(opt)
-        if self.tcfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), self.tcfg.grad_clip)
-        self.scaler.step(opt)
-        self.scaler.update()
-
-    def generator_step(self, b: Batch, gan: bool) -> tuple[dict[str, float], torch.Tensor]:
-        t = self.tcfg
-        self.D.requires_grad_(False)
-        with self._autocast():
-            image, mask = self.G(b.render, b.uv, b.frame_index, b.identity, b.offsets)
-            image, mask = image.float(), mask.float()
-            losses = {"l1": (image - b.image).abs().mean(), "mask": (mask - b.mask).abs().mean()}
-            if self.vgg is not None and self.iteration % t.vgg_every == 0:
-                losses["vgg"] = self.vgg(image, b.image)
-            if gan:
-                losses["gan"] = generator_gan_loss(self.D(image, b.render_window).float())
-        weights = {"l1": t.l1_weight, "mask": t.mask_weight, "vgg": t.vgg_weight, "gan": t.gan_weight}
-        total = sum(weights[k] * v for k, v in losses.items())
-        self._clip_step(self.G, self.opt_G, total)
-        self.D.requires_grad_(True)
-        return {k: float(v.detach()) for k, v in losses.items()}, image.detach()
-
-    def discriminator_step(self, b: Batch, fake: torch.Tensor) -> dict[str, float]:
-        t = self.tcfg
-        with self._autocast():
-            loss = discriminator_loss(self.D(b.image, b.render_window).float(),
-                                      self.D(fake, b.render_window).float())
-        out = {"d": float(loss.detach())}
-        if t.r1_gamma > 0 and self.iteration % t.r1_every == 0:
-            real = b.image.detach().requires_grad_(True)
-            r1 = r1_penalty(self.D(real, b.render_window), real)  # fp32: the penalty needs precise gradients
-            loss = loss + r1 * (t.r1_gamma / 2 * t.r1_every)
-            out["r1"] = float(r1.detach())
-        self._clip_step(self.D, self.opt_D, loss)
-        return out
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        # Warm-up: early on the average follows the weights closely (decay (1 + i) / (10 + i) until it
-        # reaches ema_decay), so short runs get a useful EMA too. Buffers are constants or the cached maps,
-        # which each copy computes from its own generators.
-        decay = min(self.tcfg.ema_decay, (1 + self.iteration) / (10 + self.iteration))
-        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            pe.lerp_(p, 1 - decay)
+        if self.dist.main:
+            rf.write_run_files(self.run_dir, self.mcfg, self.tcfg, self.datasets, self.dist.world, self.runtime)
 
     def maybe_freeze(self) -> None:
         if self.iteration == self.tcfg.freeze_features_at and not bool(self.G.features_frozen):
@@ -351,14 +189,14 @@ class Trainer:
         """
         b = make_batch(store, rows, [(0, 0)] * len(rows), self.mcfg).to(self.device)
         idx = b.frame_index if held_in else torch.full_like(b.frame_index, int(FRAME_CODE_DIVISOR // 2))
-        with self._autocast():
+        with self.runtime.autocast():
             image, _ = self.G_ema(b.render, b.uv, idx, b.identity, None)
         return image.float(), b
 
     def write_samples(self, store: FrameStore, writer) -> None:
         rows = np.linspace(0, len(store) - 1, min(4, len(store))).round().astype(int)
         image, b = self.render_frames(store, rows, held_in=True)
-        grid = np.concatenate([np.concatenate(list(_to_uint8(x)), axis=0)
+        grid = np.concatenate([np.concatenate(list(to_uint8(x)), axis=0)
                                for x in (b.image, image, b.render_window)], axis=1)
         out = self.run_dir / "samples" / f"{self.iteration:08d}.png"
         out.parent.mkdir(exist_ok=True)
@@ -376,41 +214,6 @@ class Trainer:
             scores_p.append(psnr(a, g))
             scores_s.append(ssim(a, g))
         return {"psnr": float(torch.cat(scores_p).mean()), "ssim": float(torch.cat(scores_s).mean())}
-
-
-RESUME_OPTIONS = ("precision", "channels_last", "threads", "snapshot_minutes", "snapshot_every", "sample_minutes",
-                  "eval_minutes", "workers", "log_every", "keep_checkpoints", "usable_iterations")
-"""TrainConfig fields that may change when a run is resumed (how it runs, not what it learns); the run's
-saved config decides every other field."""
-
-
-def _budget_free(cfg: TrainConfig) -> dict:
-    """The :data:`RESUME_OPTIONS` of ``cfg``."""
-    return {k: getattr(cfg, k) for k in RESUME_OPTIONS}
-
-
-def _dataset_id(ds: Dataset) -> dict:
-    """What a dataset was made from: its source video's sha256 and its frame count."""
-    return {"sha256": ds.meta.get("source", {}).get("sha256"), "frames": len(ds)}
-
-
-def _resumed_datasets(saved: dict, given: Sequence[Path]) -> list[Path]:
-    """The run's own datasets; other datasets given with --resume are an error, not silently ignored."""
-    own = [Path(p) for p in saved["datasets"]]
-    if given and sorted(str(Path(p).resolve()) for p in given) != sorted(str(p) for p in own):
-        raise UserError("--resume continues a run on the datasets it started with ("
-                        + ", ".join(str(p) for p in own) + "); start a new run (or use --init) for other data")
-    return own
-
-
-def _check_same_data(saved: dict, datasets: list[Dataset]) -> None:
-    """Refuse to resume when a dataset folder now holds another video (e.g. after preprocess --force)."""
-    for ds, old in zip(datasets, saved.get("dataset_ids") or []):  # runs from before ids were kept: no check
-        new = _dataset_id(ds)
-        if new != old:
-            raise UserError(f"{ds.root} is not the dataset this run was trained on (source sha256 "
-                            f"{str(old.get('sha256'))[:12]}..., {old.get('frames')} frames; now "
-                            f"{str(new['sha256'])[:12]}..., {new['frames']} frames): start a new run")
 
 
 def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelConfig | None = None,
@@ -500,11 +303,11 @@ class _Loop:
         tr, t = self.tr, self.tr.tcfg
         tr.maybe_freeze()
         b = next(self.stream).to(tr.device, tr.runtime.channels_last)
-        gan = t.gan_weight > 0 and tr.iteration >= t.gan_start
-        self.losses, fake = tr.generator_step(b, gan)
-        if gan:
-            self.losses.update(tr.discriminator_step(b, fake))
-        tr.update_ema()
+        D = tr.D if t.gan_weight > 0 and tr.iteration >= t.gan_start else None
+        self.losses, fake = generator_step(tr.G, tr.opt_G, b, t, tr.runtime, tr.iteration, tr.vgg, D)
+        if D is not None:
+            self.losses.update(discriminator_step(D, tr.opt_D, b, fake, t, tr.runtime, tr.iteration))
+        update_ema(tr.G_ema, tr.G, t.ema_decay, tr.iteration)
         tr.iteration += 1
         self.bar.update(1 if self.iters is not None else max(0, round(tr.elapsed) - self.bar.n))
         if tr.iteration % t.log_every == 0 and self.writer is not None:

@@ -2,9 +2,11 @@
 
 The student is the same :class:`~styleavatar.models.avatar.AvatarNet` with narrower layers. It reuses
 the teacher's cached face/background feature maps (same feature channels) and learns the two StyleUNets
-to reproduce the teacher's output on renders of the avatar's own training frames and of perturbed
-poses and expressions (within the range the teacher saw), so it stays faithful under driving. The result
-is a run folder like any other: reenact, live, bench and export take it as RUN.
+to reproduce the teacher's image and mask on renders of the avatar's own training frames and of perturbed
+poses and expressions (within the range the teacher saw), so it stays faithful under driving. Each step
+is the trainer's generator step (:func:`~styleavatar.training.step.generator_step`) with the teacher run's
+training config and no GAN. The result is a run folder like any other: reenact, live, bench and export
+take it as RUN.
 """
 from __future__ import annotations
 
@@ -20,18 +22,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import ModelConfig, to_dict
+from ..config import DistillConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data.dataset import Dataset
 from ..errors import UserError
 from ..evaluation.metrics import psnr
+from ..inference.avatar import Avatar
+from ..io.atomic import partial_path, remove
 from ..io.checkpoint import AVATAR_FORMAT, VERSION, save_tensors
-from ..io.video import prefetch
+from ..io.image import to_tensor
+from ..io.prefetch import prefetch
 from ..io.weights import load_weights
-from ..models.avatar import AvatarNet
+from ..models.avatar import FRAME_CODE_DIVISOR, AvatarNet
 from ..models.perceptual import PerceptualLoss
+from ..runtime import Runtime
 from ..tracking.fit import FrameParams
 from ..tracking.procrustes import euler_degrees, rotation_from_euler
-from .avatar import Avatar
+from .data import Batch
+from .step import Optimiser, adamw, generator_step
 
 
 @dataclass
@@ -72,14 +79,23 @@ def perturb(params: FrameParams, avatar: Avatar, rng: np.random.Generator, stren
     return FrameParams(params.tracked, params.scale, rotation_from_euler(euler), trans, expr, params.gaze)
 
 
-def _batches(avatar: Avatar, train_idx: np.ndarray, batch: int, seed: int):
-    """Endless (render, uv) batches: half the avatar's own frames, half perturbed."""
+def _batches(avatar: Avatar, train_idx: np.ndarray, batch: int, seed: int, strength: float):
+    """Endless (render, uv) batches (B, 3, R, R): half the avatar's own frames, half perturbed."""
     rng = np.random.default_rng(seed)
     while True:
         params = avatar.params.select(rng.choice(train_idx, batch))
         half = batch // 2
-        moved = perturb(params.select(slice(half, batch)), avatar, rng, 1.0)
+        moved = perturb(params.select(slice(half, batch)), avatar, rng, strength)
         yield avatar.inputs(FrameParams.concat([params.select(slice(0, half)), moved]))
+
+
+def _teacher_batch(avatar: Avatar, render: torch.Tensor, uv: torch.Tensor) -> Batch:
+    """A training batch whose truth is the teacher's image and mask, at the inference frame code."""
+    image, mask = avatar.synthesize(render, uv)
+    b = render.shape[0]
+    return Batch(render=render, uv=uv, image=image, mask=mask, render_window=None,
+                 frame_index=torch.full((b,), int(FRAME_CODE_DIVISOR // 2), dtype=torch.long),
+                 identity=torch.full((b,), avatar.identity, dtype=torch.long), offsets=None)
 
 
 def _forward_ms(net: AvatarNet, render: torch.Tensor, uv: torch.Tensor, identity: int) -> float:
@@ -101,7 +117,7 @@ def _held_out_scores(avatar: Avatar, student: AvatarNet, frames: int = 32) -> tu
     render, uv = avatar.inputs(avatar.params.select(idx))
     w, _ = student.inference_styles(avatar.identity)
     with torch.no_grad():
-        teacher_img = torch.from_numpy(avatar.generate(render, uv)[0]).permute(0, 3, 1, 2).float() / 255
+        teacher_img = (avatar.synthesize(render, uv)[0].clamp(-1, 1) + 1) / 2
         s_img, _ = student.synthesize(render, uv, w.expand(len(idx), -1), student.face_maps[avatar.identity:][:1],
                                       student.background_maps[avatar.identity:][:1])
     s_img = (s_img.clamp(-1, 1) + 1) / 2
@@ -111,80 +127,83 @@ def _held_out_scores(avatar: Avatar, student: AvatarNet, frames: int = 32) -> tu
         ds = Dataset.open(root)
     except UserError:
         return vs_teacher, None, None
-    truth = torch.from_numpy(np.stack([ds.frame_window(int(i), avatar.cfg.crop_size, avatar.cfg.output_size)
-                                       for i in idx])).permute(0, 3, 1, 2).float() / 255
+    truth = to_tensor(np.stack([ds.frame_window(int(i), avatar.cfg.crop_size, avatar.cfg.output_size)
+                                for i in idx]), signed=False)
     return vs_teacher, float(psnr(s_img, truth).mean()), float(psnr(teacher_img, truth).mean())
 
 
-def distill(run: str | Path, output: str | Path, width: int = 64, minutes: float | None = 20.0,
-            iters: int | None = None, batch: int = 4, lr: float = 2e-3, seed: int = 0,
-            progress: bool = True) -> DistillSummary:
-    """Train a student of ``width`` channels at most from the avatar in ``run``; write it as a run folder."""
-    start = time.perf_counter()
-    run, output = Path(run), Path(output)
-    if output.exists() and (output / "avatar.safetensors").exists():
-        raise UserError(f"{output} already holds an avatar; choose a new folder")
-    avatar = Avatar.load(run)
+def student_train_config(teacher_run: Path, cfg: DistillConfig) -> TrainConfig:
+    """The teacher run's TrainConfig (defaults for runs without one), with cfg's overrides and no GAN."""
+    saved = teacher_run / "config.json"
+    train = json.loads(saved.read_text()).get("train") if saved.exists() else None
+    t = from_dict(TrainConfig, train) if train else TrainConfig()
+    given = {k: v for k, v in (("batch", cfg.batch), ("lr", cfg.lr)) if v is not None}
+    return dataclasses.replace(t, gan_weight=0.0, seed=cfg.seed, **given)
+
+
+def make_student(avatar: Avatar, width: int) -> AvatarNet:
+    """A narrower AvatarNet holding the teacher's cached feature maps and frame mapping, its generators frozen."""
     tcfg = avatar.cfg
     if width >= tcfg.max_channels:
         raise UserError(f"--width {width} is not slimmer than the teacher's {tcfg.max_channels} channels")
-    torch.manual_seed(seed)
-    cfg = student_config(tcfg, width)
-    student = AvatarNet(cfg, identities=avatar.net.identities)
+    student = AvatarNet(student_config(tcfg, width), identities=avatar.net.identities)
     student.face_maps.copy_(avatar.net.face_maps)
     student.background_maps.copy_(avatar.net.background_maps)
     student.features_frozen.fill_(True)
     student.map_frame.load_state_dict(avatar.net.map_frame.state_dict())  # same latent space to start from
-    trainable = [p for n, p in student.named_parameters() if not n.startswith(("face_generator", "background_gen",
-                                                                               "map_identity"))]
-    opt = torch.optim.AdamW(trainable, lr=lr, betas=(0.0, 0.99), weight_decay=0.0)
-    vgg = PerceptualLoss(load_weights("vgg16"), size=128)
-    w, _ = student.inference_styles(avatar.identity, batch)
+    for module in (student.face_generator, student.background_generator, student.map_identity):
+        module.requires_grad_(False)
+    return student
+
+
+def distill(run: str | Path, output: str | Path, config: DistillConfig = DistillConfig(), minutes: float | None = 20.0,
+            iters: int | None = None, progress: bool = True) -> DistillSummary:
+    """Train a student of ``config.width`` channels at most from the avatar in ``run``; write it as a run folder."""
+    start = time.perf_counter()
+    run, output = Path(run), Path(output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise UserError(f"{output} already exists and is not an empty folder; choose a new folder")
+    avatar = Avatar.load(run)
+    torch.manual_seed(config.seed)
+    student = make_student(avatar, config.width)
+    t = student_train_config(run, config)
+    opt = Optimiser(student, adamw([p for p in student.parameters() if p.requires_grad], t), t.grad_clip)
+    rt = Runtime(str(avatar.device), "fp32", False, torch.get_num_threads(), "the student trains in fp32")
+    vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size) if t.vgg_weight > 0 else None
     train_idx = np.arange(*avatar.meta["split"]["train"])
-    stream = prefetch(_batches(avatar, train_idx, batch, seed), depth=3)
+    stream = prefetch(_batches(avatar, train_idx, t.batch, config.seed, config.perturbation), depth=3)
     budget = minutes * 60 if minutes is not None and iters is None else float("inf")
     bar = tqdm(total=iters, disable=not progress, desc="distilling", unit="it", file=sys.stderr, dynamic_ncols=True)
     it = 0
     with bar:
         while (iters is None or it < iters) and time.perf_counter() - start < budget:
-            render, uv = next(stream)
-            with torch.no_grad():
-                target = avatar.net.synthesize(render, uv, avatar.w.expand(batch, -1),
-                                               avatar.net.face_maps[avatar.identity:][:1],
-                                               avatar.net.background_maps[avatar.identity:][:1])[0]
-            w, _ = student.inference_styles(avatar.identity, batch)
-            image, _ = student.synthesize(render, uv, w, student.face_maps[avatar.identity:][:1],
-                                          student.background_maps[avatar.identity:][:1])
-            loss = (image - target).abs().mean()
-            if it % 4 == 0:
-                loss = loss + 0.01 * vgg(image, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            opt.step()
+            losses, _ = generator_step(student, opt, _teacher_batch(avatar, *next(stream)), t, rt, it, vgg)
             it += 1
             bar.update()
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            bar.set_postfix(l1=f"{losses['l1']:.4f}")
     student.eval().requires_grad_(False)
     render, uv = next(stream)
     teacher_ms, student_ms = (_forward_ms(n, render, uv, avatar.identity) for n in (avatar.net, student))
     vs_teacher, vs_truth, teacher_truth = _held_out_scores(avatar, student)
-    _write_run(run, output, student, cfg, it, width)
+    _write_run(run, output, student, t, it, config)
     count = lambda net: sum(p.numel() for m in (net.render_unet, net.image_unet) for p in m.parameters()) / 1e6  # noqa: E731
     return DistillSummary(output, it, time.perf_counter() - start, teacher_ms, student_ms, count(student),
                           count(avatar.net), vs_teacher, vs_truth, teacher_truth)
 
 
-def _write_run(teacher_run: Path, output: Path, student: AvatarNet, cfg: ModelConfig, iterations: int,
-               width: int) -> None:
-    output.mkdir(parents=True, exist_ok=True)
-    if (output / "subjects").exists():
-        shutil.rmtree(output / "subjects")
-    shutil.copytree(teacher_run / "subjects", output / "subjects")
+def _write_run(teacher_run: Path, output: Path, student: AvatarNet, t: TrainConfig, iterations: int,
+               config: DistillConfig) -> None:
+    """The student's run folder, written beside it and renamed into place (never half a run)."""
+    partial = partial_path(output)
+    remove(partial)
+    shutil.copytree(teacher_run / "subjects", partial / "subjects")
     meta = json.loads((teacher_run / "avatar.json").read_text())
-    meta.update({"format": AVATAR_FORMAT, "version": VERSION, "iteration": iterations, "model": to_dict(cfg),
-                 "distilled_from": str(teacher_run.resolve()), "width": width})
-    (output / "config.json").write_text(json.dumps({"distill": {"teacher": str(teacher_run.resolve()),
-                                                                "width": width, "iterations": iterations},
-                                                    "model": to_dict(cfg)}, indent=2) + "\n")
-    save_tensors(output / "avatar", student.state_dict(), meta)
+    meta.update({"format": AVATAR_FORMAT, "version": VERSION, "iteration": iterations, "model": to_dict(student.cfg),
+                 "distilled_from": str(teacher_run.resolve()), "width": config.width})
+    (partial / "config.json").write_text(json.dumps({
+        "distill": {"teacher": str(teacher_run.resolve()), "iterations": iterations, **to_dict(config)},
+        "model": to_dict(student.cfg), "train": to_dict(t)}, indent=2) + "\n")
+    save_tensors(partial / "avatar", student.state_dict(), meta)
+    if output.exists():
+        output.rmdir()  # empty (checked at the start)
+    partial.rename(output)
