@@ -18,10 +18,10 @@ browser:
 	bash scripts/install_browser.sh
 
 test: setup browser
-	$(PY) -m pytest -q
+	STYLEAVATAR_REQUIRE_GL=1 $(PY) -m pytest -q
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	STYLEAVATAR_REQUIRE_GL=1 $(PY) -m pytest -q -m "not slow"
 
 # Every speed figure twice: natively and restricted to AVX2 (the CPU class of most laptops).
 AVX2_ONLY := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import (MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS, DistillConfig, ModelConfig, PreprocessConfig,
-                     TrainConfig, field_docs)
+                     ReenactOptions, TrainConfig, TransferOptions, field_docs)
 from .errors import UserError
 from .serve import MAX_VIDEO_MINUTES, MAX_VIDEO_SIDE
 
@@ -31,19 +31,38 @@ def _base_type(tp) -> type:
     return tp
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
-    """One ``--field-name`` option per dataclass field, documented by the field's docstring.
+def _text_parser(parse):
+    """A field's ``parse`` (text -> value, UserError on bad text) as an argparse type."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__
+    return convert
 
-    Options default to None (= take the preset's value), so presets and explicit options combine.
+
+def add_config_options(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = (),
+                       only: Sequence[str] | None = None) -> None:
+    """One ``--field-name`` option per dataclass field (all, or ``only`` these), documented by its docstring.
+
+    Options default to None (= take the preset's value), so presets and explicit options combine. A field
+    whose metadata has ``parse`` is read from text by it (with ``metavar`` shown in the help).
     """
     docs = field_docs(cls)
     defaults = cls()
     for f in dataclasses.fields(cls):
-        if f.name in skip:
+        if f.name in skip or (only is not None and f.name not in only):
             continue
         flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f"{docs.get(f.name, '')} (default: {shown})"
+        if "parse" in f.metadata:
+            parser.add_argument(flag, dest=f.name, type=_text_parser(f.metadata["parse"]), default=None,
+                                metavar=f.metadata.get("metavar", f.name.upper()), help=help_text)
+            continue
         kind = _base_type(f.type)
-        help_text = f"{docs.get(f.name, '')} (default: {getattr(defaults, f.name)})"
         if typing.get_origin(kind) is typing.Literal:
             parser.add_argument(flag, dest=f.name, choices=typing.get_args(kind), default=None, help=help_text)
         elif kind is bool:
@@ -156,42 +175,13 @@ def _run_fetch_weights(args: argparse.Namespace) -> None:
         print(f"ok {path}")
 
 
-def _pose_offset(text: str) -> tuple[float, float, float]:
-    try:
-        yaw, pitch, roll = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected yaw,pitch,roll in degrees, got {text!r}") from None
-    return yaw, pitch, roll
-
-
-def _add_transfer_options(p: argparse.ArgumentParser) -> None:
+def _add_transfer_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     """Options that shape how the driver's motion is transferred (reenact and live)."""
-    p.add_argument("--neutral", default="first", metavar="first|auto|N",
-                   help="driver's neutral/reference frame: its first frame, the most neutral frame found "
-                        "automatically, or a frame number (default: first; live always uses the first face)")
-    p.add_argument("--smooth", type=float, default=1.0,
-                   help="temporal smoothing of the driver's motion: 0 off, 1 default, 2-4 strong")
-    p.add_argument("--eyes", metavar="RATIO|xM",
-                   help="eye openness: a target ratio (lid gap / eye width, e.g. 0.3) or a multiplier of the "
-                        "driver's (e.g. x1.5); default: follow the driver")
-    p.add_argument("--mouth", metavar="RATIO|xM",
-                   help="mouth openness: a target ratio (lip gap / mouth width) or a multiplier (e.g. x0.5)")
-    p.add_argument("--pose-offset", type=_pose_offset, default=(0.0, 0.0, 0.0), metavar="YAW,PITCH,ROLL",
-                   help="degrees added to the avatar's head rotation (e.g. 10,0,0 turns it 10 degrees)")
-    p.add_argument("--expression-scale", type=float, default=1.0,
-                   help="multiplier of the transferred expression (0 = neutral face, >1 exaggerates)")
+    add_config_options(p, TransferOptions, skip=("relative", "clamp_margin", *skip))
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="run the per-frame network in PyTorch or in onnxruntime (default: torch)")
     p.add_argument("--onnx", type=Path, metavar="FILE",
                    help="exported model for --backend onnx (default: RUN/avatar.onnx, see `styleavatar export`)")
-
-
-def _transfer_options(args: argparse.Namespace):
-    from .inference.transfer import Openness, TransferOptions
-
-    return TransferOptions(relative=getattr(args, "relative", True), neutral=args.neutral,
-                           expression_scale=args.expression_scale, eyes=Openness.parse(args.eyes),
-                           mouth=Openness.parse(args.mouth), pose_offset=args.pose_offset)
 
 
 def _onnx_path(args: argparse.Namespace) -> Path | None:
@@ -208,28 +198,22 @@ def _reenact_parser(sub) -> None:
     p.add_argument("--drive", type=Path, required=True, metavar="VIDEO|NPZ",
                    help="driver video, or a motion template from `styleavatar motion`")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="video to write")
-    p.add_argument("--absolute", dest="relative", action="store_false",
+    p.add_argument("--absolute", dest="relative", action="store_false", default=None,
                    help="use the driver's absolute head pose and position instead of motion relative to its "
                         "reference frame (the default, --relative)")
     p.add_argument("--relative", dest="relative", action="store_true", help=argparse.SUPPRESS)
     _add_transfer_options(p)
-    p.add_argument("--side-by-side", action="store_true", help="write driver | avatar side by side")
-    p.add_argument("--paste-back", action="store_true",
-                   help="composite the avatar into its own full-resolution source video with a feathered border")
-    p.add_argument("--identity", type=int, default=0, help="identity to drive in a multi-video run (default: 0)")
-    p.add_argument("--batch", type=int, default=4, help="frames per network call (default: 4)")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default: 18)")
+    add_config_options(p, ReenactOptions, skip=("transfer", "onnx"))
     p.add_argument("--device", default="auto", help="torch device: auto (cuda if present), cpu, cuda, cuda:1 ...")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_reenact)
 
 
 def _run_reenact(args: argparse.Namespace) -> None:
-    from .inference.reenact import ReenactOptions, reenact
+    from .inference.reenact import reenact
 
-    opts = ReenactOptions(transfer=_transfer_options(args), smooth=args.smooth, side_by_side=args.side_by_side,
-                          paste_back=args.paste_back, batch=args.batch, crf=args.crf, identity=args.identity,
-                          onnx=_onnx_path(args))
+    opts = dataclasses.replace(config_from_args(args, ReenactOptions()),
+                               transfer=config_from_args(args, TransferOptions()), onnx=_onnx_path(args))
     print(reenact(args.run, args.drive, args.output, opts, progress=not args.quiet, device=args.device).describe())
 
 
@@ -241,7 +225,7 @@ def _motion_parser(sub) -> None:
                     "gives the same result as driving with the video (without its audio).")
     p.add_argument("video", type=Path, help="driver video")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="MOTION.npz", help="template to write")
-    p.add_argument("--smooth", type=float, default=1.0, help="temporal smoothing: 0 off, 1 default, 2-4 strong")
+    add_config_options(p, TransferOptions, only=("smooth",))
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_motion)
 
@@ -251,7 +235,7 @@ def _run_motion(args: argparse.Namespace) -> None:
 
     if args.video.suffix.lower() == ".npz":
         raise UserError(f"{args.video} is already a motion template")
-    motion = load_motion(args.video, args.smooth, progress=not args.quiet)
+    motion = load_motion(args.video, config_from_args(args, TransferOptions()).smooth, progress=not args.quiet)
     path = motion.save(args.output)
     print(f"wrote {path}: {len(motion)} frames at {motion.fps:g} fps, "
           f"{int(motion.params.tracked.sum())} with a tracked face")
@@ -295,7 +279,7 @@ def _live_parser(sub) -> None:
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
     p.add_argument("--no-stats", action="store_true", help="do not draw fps and latency on the frames")
     p.add_argument("--identity", type=int, default=0, help="identity of a multi-video run (default: 0)")
-    _add_transfer_options(p)
+    _add_transfer_options(p, skip=("neutral",))  # live: the first face is the reference
     p.set_defaults(func=_run_live)
 
 
@@ -329,7 +313,7 @@ def _run_live(args: argparse.Namespace) -> None:
         if args.output:
             sinks.append(stack.enter_context(VideoWriter(args.output, fps)).write)
         frames = video_source(args.video) if args.video else camera_source(args.camera)
-        times = run_pipeline(avatar, frames, sinks, fps, args.smooth, _transfer_options(args),
+        times = run_pipeline(avatar, frames, sinks, fps, config_from_args(args, TransferOptions()),
                              drop_frames=args.video is None, show_stats=not args.no_stats, max_seconds=args.seconds)
     s = times.summary()
     print(f"live: {s['frames']} frames at {s['fps']:.1f} fps, median latency {s['latency']['p50_ms']} ms"

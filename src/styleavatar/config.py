@@ -12,8 +12,11 @@ import functools
 import inspect
 import json
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
+
+from .errors import UserError
 
 T = TypeVar("T")
 
@@ -47,7 +50,7 @@ class PreprocessConfig:
     expression_reg: float = 1e-3
     """Ridge weight of the expression least squares, relative to the mean diagonal of the normal matrix."""
     identity_frames: int = 100
-    """Number of first tracked frames whose per-vertex median defines the subject's identity shape."""
+    """Number of first tracked frames whose per-vertex median defines the subject's neutral face shape."""
     texture_size: int = 256
     """Side of the subject's UV texture, in texels."""
     texture_frames: int = 24
@@ -265,6 +268,82 @@ class DistillConfig:
     """AdamW learning rate (None: the teacher run's)."""
     seed: int = 0
     """Random seed of the student's weights and of the frames and perturbations it sees."""
+
+
+@dataclass(frozen=True)
+class Openness:
+    """An eye/mouth openness control: a target ratio (gap / width), or a multiplier of the driver's."""
+
+    value: float
+    multiplier: bool = False
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Openness | None":
+        """'0.25' -> target ratio 0.25; 'x1.5' -> 1.5 times the transferred openness; None -> no control."""
+        if text is None:
+            return None
+        try:
+            if text.lower().startswith("x"):
+                return cls(float(text[1:]), True)
+            return cls(float(text))
+        except ValueError:
+            raise UserError(f"openness must be a ratio like 0.3 or a multiplier like x1.5, got {text!r}") from None
+
+
+def parse_pose_offset(text: str) -> tuple[float, float, float]:
+    """'10,0,-5' -> (yaw, pitch, roll) in degrees."""
+    try:
+        yaw, pitch, roll = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"expected yaw,pitch,roll in degrees, got {text!r}") from None
+    return yaw, pitch, roll
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """How a driver's motion becomes the avatar's (``reenact``, ``live``, ``motion``, the web app).
+
+    Fields with a ``parse`` in their metadata are read from text by it on the command line."""
+
+    relative: bool = True
+    """Pose and translation relative to the driver's reference frame (else the driver's absolute pose)."""
+    neutral: str = "first"
+    """Driver's neutral/reference frame: 'first', 'auto' (the most neutral frame found automatically) or a frame
+    number."""
+    smooth: float = 1.0
+    """Temporal smoothing of the driver's tracked motion: 0 off, 1 default, 2-4 strong."""
+    expression_scale: float = 1.0
+    """Multiplier of the transferred expression (0 = neutral face, >1 exaggerates)."""
+    eyes: Openness | None = field(default=None, metadata={"parse": Openness.parse, "metavar": "RATIO|xM"})
+    """Eye openness: a target ratio (lid gap / eye width, e.g. 0.3) or a multiplier of the driver's (e.g. x1.5);
+    default: follow the driver."""
+    mouth: Openness | None = field(default=None, metadata={"parse": Openness.parse, "metavar": "RATIO|xM"})
+    """Mouth openness: a target ratio (lip gap / mouth width) or a multiplier (e.g. x0.5)."""
+    pose_offset: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0), metadata={
+        "parse": parse_pose_offset, "metavar": "YAW,PITCH,ROLL"})
+    """Degrees added to the avatar's head rotation (e.g. 10,0,0 turns it 10 degrees)."""
+    clamp_margin: float = 0.1
+    """Expression coefficients may exceed the avatar's training range by this fraction of the range."""
+
+
+@dataclass(frozen=True)
+class ReenactOptions:
+    """What ``reenact`` writes, besides the motion transfer."""
+
+    transfer: TransferOptions = TransferOptions()
+    """How the driver's motion is transferred."""
+    side_by_side: bool = False
+    """Write driver | avatar side by side (needs a driver video)."""
+    paste_back: bool = False
+    """Composite the avatar into its own full-resolution source video with a feathered border."""
+    batch: int = 4
+    """Frames per network call."""
+    crf: int = 18
+    """H.264 quality of the output, lower is better."""
+    identity: int = 0
+    """Which identity (training video) of a multi-video run to drive."""
+    onnx: Path | None = None
+    """Run the per-frame network from this exported ONNX file (None: PyTorch)."""
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {

@@ -72,7 +72,8 @@ def run_demo(folder: str | Path = "demo_output", minutes: float = 10.0, train_se
     from .data.preprocess import preprocess
     from .data.synthetic import AstronautRig, make_clip
     from .evaluation.report import evaluate
-    from .inference.reenact import ReenactOptions, reenact
+    from .config import ReenactOptions
+    from .inference.reenact import reenact
     from .training.trainer import train
 
     start = time.perf_counter()

@@ -188,8 +188,8 @@ def make_avatar(ws: Workspace, video: str | None, name: str | None, preset: str,
 def drive_avatar(ws: Workspace, name: str | None, driver: str | None, eyes: float, mouth: float, yaw: float,
                  pitch: float, roll: float, expression: float, side_by_side: bool) -> tuple[str, str]:
     """Reenact: returns (video path, status line)."""
-    from .inference.reenact import ReenactOptions, reenact
-    from .inference.transfer import Openness, TransferOptions
+    from .config import Openness, ReenactOptions, TransferOptions
+    from .inference.reenact import reenact
 
     ws.prune_results()
     with ws.upload(driver, VIDEO_SUFFIXES | MOTION_SUFFIXES, "driver video or motion template") as drive:

@@ -7,7 +7,8 @@ import numpy as np
 
 from styleavatar.cli import main
 from styleavatar.inference.export import export_onnx
-from styleavatar.inference.reenact import ReenactOptions, reenact
+from styleavatar.config import ReenactOptions
+from styleavatar.inference.reenact import reenact
 
 from .test_reenact import _frames
 

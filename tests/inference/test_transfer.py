@@ -6,7 +6,8 @@ import pytest
 
 from styleavatar.errors import UserError
 from styleavatar.inference.motion import DriverMotion
-from styleavatar.inference.transfer import Openness, TransferOptions, openness_gradient, transfer
+from styleavatar.config import Openness, TransferOptions
+from styleavatar.inference.transfer import openness_gradient, transfer
 from styleavatar.tracking.face_model import EYES, MOUTH
 from styleavatar.tracking.face_model import canonical_mesh
 from styleavatar.tracking.fit import FrameParams, Pose, SubjectModel

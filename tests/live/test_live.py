@@ -10,6 +10,7 @@ import urllib.request
 import numpy as np
 
 from styleavatar.cli import main
+from styleavatar.config import TransferOptions
 from styleavatar.inference.avatar import Avatar
 from styleavatar.live.driver import LiveDriver
 from styleavatar.live.pipeline import MJPEGServer, run_pipeline, video_source
@@ -21,16 +22,20 @@ def test_live_loop_runs_headless_and_holds_motion_when_the_face_is_lost(tiny_run
     shown = []
     frames = list(video_source(drive_clip.path, 20))
     frames[8:12] = [np.zeros_like(frames[0])] * 4  # the face is lost for four frames
-    times = run_pipeline(avatar, iter(frames), [shown.append], fps=25)
+    times = run_pipeline(avatar, iter(frames), [shown.append], fps=25, show_stats=False)
     assert times.frames == len(shown) == 18  # 2 warm-up frames; lost frames repeat the last good motion
     assert shown[0].shape == (64, 64, 3)
+    # shown[k] is frame k + 2: frames 8-11 (no face) repeat frame 7's avatar, later frames move again
+    assert all(np.array_equal(shown[k], shown[5]) for k in range(6, 10))
+    assert not all(np.array_equal(shown[k], shown[5]) for k in range(10, 18))
     s = times.summary()
-    assert s["fps"] > 0 and s["stages"]["network"]["p50_ms"] > 0 and s["latency"]["p95_ms"] > 0
+    assert s["frames"] == 18 and s["stages"]["network"]["p50_ms"] <= s["latency"]["p50_ms"] <= s["latency"]["p95_ms"]
 
 
 def test_live_driver_zero_motion_is_the_reference_pose(tiny_run, drive_clip):
     avatar = Avatar.load(tiny_run)
-    driver = LiveDriver(avatar.subject, avatar.reference_pose(), smooth=0, static=True)  # same frame, same marks
+    # the same frame again and again: the same landmarks, so zero motion
+    driver = LiveDriver(avatar.subject, avatar.reference_pose(), options=TransferOptions(smooth=0), static=True)
     first = next(iter(read_frames(drive_clip.path))).rgb
     out = [driver(first) for _ in range(5)]
     driver.close()
@@ -99,9 +104,17 @@ def test_mjpeg_viewers_end_when_the_server_closes():
 
 
 def test_live_and_bench_commands(tiny_run, drive_clip, tmp_path, capsys):
-    out = tmp_path / "live.mp4"
-    assert main(["live", str(tiny_run), "--video", str(drive_clip.path), "--output", str(out), "--seconds", "30"]) == 0
-    assert "fps" in capsys.readouterr().out and out.exists()
+    out, turned = tmp_path / "live.mp4", tmp_path / "turned.mp4"
+    assert main(["live", str(tiny_run), "--video", str(drive_clip.path), "--output", str(out), "--seconds", "30",
+                 "--no-stats"]) == 0
+    assert "fps" in capsys.readouterr().out
+    driver_frames = list(read_frames(drive_clip.path))
+    recorded = list(read_frames(out))
+    assert len(recorded) == len(driver_frames) - 2  # every frame after the 2-frame warm-up, none dropped
+    assert main(["live", str(tiny_run), "--video", str(drive_clip.path), "--output", str(turned), "--seconds", "30",
+                 "--pose-offset", "30,0,0", "--no-stats"]) == 0  # the transfer options reach the live loop
+    moved = np.mean([np.abs(a.rgb.astype(int) - b.rgb).mean() for a, b in zip(recorded, read_frames(turned))])
+    assert moved > 3, moved
     js = tmp_path / "bench.json"
     assert main(["bench", str(tiny_run), "--video", str(drive_clip.path), "--frames", "20", "--json", str(js)]) == 0
     text = capsys.readouterr().out

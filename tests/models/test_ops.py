@@ -1,8 +1,10 @@
 """Wavelets, resampling, modulated convolution and codes."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.signal import convolve2d
 
 from styleavatar.models.ops import (Downsample2x, ModulatedConv2d, Upsample2x, WaveletUpsample, haar_dwt,
                                     haar_idwt, positional_encoding)
@@ -25,8 +27,32 @@ def test_resampling_shapes_and_constant_preservation():
     assert up.shape == (1, 4, 16, 16) and down.shape == (1, 4, 4, 4)
     assert torch.allclose(up[..., 2:-2, 2:-2], x[..., :1, :1].expand(1, 4, 12, 12))  # interior keeps the value
     assert torch.allclose(down[..., 1:-1, 1:-1], torch.full((1, 4, 2, 2), 2.0))
-    w = WaveletUpsample()(haar_dwt(torch.full((1, 3, 8, 8), 0.3)))
-    assert w.shape == (1, 12, 8, 8)
+
+
+def _reference_upsample(x: np.ndarray) -> np.ndarray:
+    """StyleGAN2's x2 upsampling of one (H, W) map: insert zeros, convolve with 4 x [1,3,3,1]^2 / 64, crop."""
+    zeros = np.zeros((2 * x.shape[0], 2 * x.shape[1]))
+    zeros[::2, ::2] = x
+    k = np.outer([1, 3, 3, 1], [1, 3, 3, 1]) / 64 * 4
+    full = convolve2d(zeros, k, mode="full")  # (2H + 3, 2W + 3)
+    return full[1:1 + zeros.shape[0], 1:1 + zeros.shape[1]]
+
+
+def test_upsampling_matches_zero_insertion_and_blur():
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64)
+    up = Upsample2x()(x)
+    ref = np.stack([[_reference_upsample(c) for c in img] for img in x.numpy()])
+    assert np.allclose(up.numpy(), ref, atol=1e-12)
+
+
+def test_wavelet_upsampler_goes_through_pixels_and_has_exact_gradients():
+    y = torch.randn(1, 12, 4, 4, dtype=torch.float64, requires_grad=True)
+    out = WaveletUpsample()(y)
+    assert out.shape == (1, 12, 8, 8)
+    pixels = haar_idwt(y.detach()).numpy()
+    ref = np.stack([[_reference_upsample(c) for c in img] for img in pixels])
+    assert np.allclose(haar_idwt(out.detach()).numpy(), ref, atol=1e-12)
+    assert torch.autograd.gradcheck(WaveletUpsample().double(), (y,))
 
 
 def test_modulated_conv_equals_per_sample_weights():

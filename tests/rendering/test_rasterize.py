@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,13 @@ from styleavatar.tracking.face_model import canonical_mesh, render_topology, ren
 
 needs_gl = pytest.mark.skipif(gl_unavailable_reason() is not None,
                               reason=f"no OpenGL context here: {gl_unavailable_reason()}")
+
+
+def test_opengl_is_there_when_the_suite_requires_it():
+    # `make test` installs EGL and sets STYLEAVATAR_REQUIRE_GL: there a missing context is a fault, not a skip
+    if not os.environ.get("STYLEAVATAR_REQUIRE_GL"):
+        pytest.skip("STYLEAVATAR_REQUIRE_GL is not set (make test sets it)")
+    assert gl_unavailable_reason() is None
 
 
 def test_triangle_coverage_and_exact_interpolation():

@@ -31,7 +31,7 @@ def save_face_model(folder: Path, subject: SubjectModel) -> None:
     """Write ``face_model.safetensors`` (arrays) and ``face_model.json`` (what they mean)."""
     topo = render_topology()
     tensors = {
-        "identity": subject.identity.astype(np.float32),
+        "identity": subject.neutral.astype(np.float32),  # file key of format v1: the neutral shape
         "basis": subject.basis.astype(np.float32),
         "coeff_rms": subject.coeff_rms.astype(np.float32),
         "coeff_min": subject.coeff_min.astype(np.float32),
@@ -44,7 +44,7 @@ def save_face_model(folder: Path, subject: SubjectModel) -> None:
     save_file(tensors, str(folder / "face_model.safetensors"))
     (folder / "face_model.json").write_text(json.dumps({
         "format": FACE_MODEL_FORMAT, "version": FACE_MODEL_VERSION,
-        "expression_dims": int(subject.basis.shape[0]), "points": int(subject.identity.shape[0]),
+        "expression_dims": int(subject.basis.shape[0]), "points": int(subject.neutral.shape[0]),
         "texture_size": int(subject.texture.shape[0]),
         "head_frame": "canonical MediaPipe face mesh units (cm); x right, y down, z away from the viewer",
     }, indent=2) + "\n")

@@ -17,32 +17,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..config import ReenactOptions
 from ..errors import UserError
 from ..io.prefetch import prefetch
 from ..io.video import VideoWriter, probe, read_frames
 from ..tracking.fit import FrameParams
 from .avatar import Avatar
 from .motion import DriverMotion, load_motion
-from .transfer import TransferOptions, transfer
-
-
-@dataclass(frozen=True)
-class ReenactOptions:
-    transfer: TransferOptions = TransferOptions()
-    smooth: float = 1.0
-    """Temporal smoothing strength of the driver's tracked motion (0 = off)."""
-    side_by_side: bool = False
-    """Write driver | avatar side by side (needs a driver video)."""
-    paste_back: bool = False
-    """Composite the avatar into its own source video's full frames (feathered)."""
-    batch: int = 4
-    """Frames per network call."""
-    crf: int = 18
-    """H.264 quality (lower is better)."""
-    identity: int = 0
-    """Which identity of a multi-video run to drive."""
-    onnx: Path | None = None
-    """Run the per-frame network from this exported ONNX file (None: PyTorch)."""
+from .transfer import transfer
 
 
 @dataclass
@@ -133,7 +115,7 @@ def reenact(run: str | Path, drive: str | Path, output: str | Path, options: Ree
     avatar = Avatar.load(run, options.identity, device)
     if options.onnx is not None:
         avatar.use_onnx(options.onnx)
-    motion: DriverMotion = load_motion(drive, options.smooth, progress)
+    motion: DriverMotion = load_motion(drive, options.transfer.smooth, progress)
     is_video = drive.suffix.lower() != ".npz"
     if options.side_by_side and not is_video:
         raise UserError("--side-by-side needs a driver video (a motion template holds no pixels)")

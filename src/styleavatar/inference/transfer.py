@@ -8,52 +8,15 @@ the expression coefficients.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from ..config import Openness, TransferOptions
 from ..errors import UserError
 from ..tracking.face_model import EYES, MOUTH
 from ..tracking.fit import FrameParams, Pose, SubjectModel
 from ..tracking.procrustes import euler_degrees, rotation_from_euler
 from .motion import DriverMotion
 
-
-
-@dataclass(frozen=True)
-class Openness:
-    """An eye/mouth openness control: a target ratio (gap / width), or a multiplier of the driver's."""
-
-    value: float
-    multiplier: bool = False
-
-    @classmethod
-    def parse(cls, text: str | None) -> "Openness | None":
-        """'0.25' -> target ratio 0.25; 'x1.5' -> 1.5 times the transferred openness; None -> no control."""
-        if text is None:
-            return None
-        try:
-            if text.lower().startswith("x"):
-                return cls(float(text[1:]), True)
-            return cls(float(text))
-        except ValueError:
-            raise UserError(f"openness must be a ratio like 0.3 or a multiplier like x1.5, got {text!r}") from None
-
-
-@dataclass(frozen=True)
-class TransferOptions:
-    relative: bool = True
-    """Pose and translation relative to the driver's reference frame (else the driver's absolute pose)."""
-    neutral: str = "first"
-    """Driver's reference frame: 'first', 'auto' (most neutral frame) or a frame number."""
-    expression_scale: float = 1.0
-    """Multiplier of the transferred expression deformation."""
-    eyes: Openness | None = None
-    mouth: Openness | None = None
-    pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    """Added to the final yaw, pitch, roll (degrees)."""
-    clamp_margin: float = 0.1
-    """Coefficients may exceed the avatar's training range by this fraction of the range."""
 
 
 def openness_gradient(subject: SubjectModel, parts) -> tuple[np.ndarray, float]:
@@ -63,9 +26,9 @@ def openness_gradient(subject: SubjectModel, parts) -> tuple[np.ndarray, float]:
     """
     grads, offsets = [], []
     for (upper, lower), (c0, c1) in parts:
-        width = np.linalg.norm(subject.identity[c0] - subject.identity[c1])
+        width = np.linalg.norm(subject.neutral[c0] - subject.neutral[c1])
         grads.append((subject.basis[:, lower, 1] - subject.basis[:, upper, 1]) / width)
-        offsets.append((subject.identity[lower, 1] - subject.identity[upper, 1]) / width)
+        offsets.append((subject.neutral[lower, 1] - subject.neutral[upper, 1]) / width)
     return np.mean(grads, axis=0), float(np.mean(offsets))
 
 

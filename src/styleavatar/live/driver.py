@@ -14,7 +14,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..inference.motion import DriverMotion
-from ..inference.transfer import TransferOptions, transfer
+from ..config import TransferOptions
+from ..inference.transfer import transfer
 from ..tracking.crop import choose_crop
 from ..tracking.face_model import NUM_POINTS, canonical_mesh, point_weights
 from ..tracking.fit import FrameParams, Pose, SubjectModel, gaze_offsets
@@ -29,7 +30,7 @@ CAMERA_FPS = 30.0
 class LiveDriver:
     """Call with consecutive RGB frames; returns the avatar's parameters for each (one frame)."""
 
-    def __init__(self, subject: SubjectModel, avatar_pose: Pose, fps: float = CAMERA_FPS, smooth: float = 1.0,
+    def __init__(self, subject: SubjectModel, avatar_pose: Pose, fps: float = CAMERA_FPS,
                  options: TransferOptions = TransferOptions(), warmup: int = 2, static: bool = False) -> None:
         self.subject, self.avatar_pose = subject, avatar_pose
         self.warmup, self.seen = warmup, 0
@@ -44,7 +45,7 @@ class LiveDriver:
         # Smooth in rough units of each channel's natural spread (rotvec rad, log scale, translation, coeffs, gaze).
         self.units = np.concatenate([[0.05] * 3, [0.02], [0.01] * 3, subject.coeff_rms + 1e-6, [0.05] * 4])
         self.fps = fps
-        self.filter = OneEuroFilter(fps, *strength_to_params(smooth)) if smooth > 0 else None
+        self.filter = OneEuroFilter(fps, *strength_to_params(options.smooth)) if options.smooth > 0 else None
         self.k = k
 
     def close(self) -> None:

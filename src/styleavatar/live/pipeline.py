@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..inference.avatar import Avatar
-from ..inference.transfer import TransferOptions
+from ..config import TransferOptions
 from ..io.video import read_frames
 from .driver import CAMERA_FPS, LiveDriver
 from .hosts import host_allowed
@@ -251,12 +251,12 @@ def _drain(queues: list[queue.Queue], threads: list[threading.Thread], timeout: 
 
 
 def run_pipeline(avatar: Avatar, frames: Iterator[np.ndarray], sinks: list[Callable[[np.ndarray], None]],
-                 fps: float = CAMERA_FPS, smooth: float = 1.0, options: TransferOptions = TransferOptions(),
+                 fps: float = CAMERA_FPS, options: TransferOptions = TransferOptions(),
                  drop_frames: bool = False, show_stats: bool = True, max_seconds: float | None = None,
                  progress: Callable[[int], None] | None = None) -> Timings:
     """Run the live loop until ``frames`` ends (or ``max_seconds``); returns the timings."""
     times = Timings()
-    driver = LiveDriver(avatar.subject, avatar.reference_pose(), fps, smooth, options)
+    driver = LiveDriver(avatar.subject, avatar.reference_pose(), fps, options)
     q_track, q_render, q_net, q_out = (queue.Queue(maxsize=2) for _ in range(4))
     errors: list[BaseException] = []
 

@@ -8,12 +8,12 @@ from scipy.linalg import cho_factor, cho_solve
 
 
 def learn_basis(residuals: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
-    """Uncentred PCA of head-frame residuals (shape minus identity).
+    """Uncentred PCA of head-frame residuals (shape minus neutral shape).
 
-    Uncentred so that zero coefficients mean the identity (neutral) shape itself.
+    Uncentred so that zero coefficients mean the neutral shape itself.
 
     Args:
-        residuals: (N, P, 3) per-frame deformation from the identity shape.
+        residuals: (N, P, 3) per-frame deformation from the neutral shape.
         dims: number of basis vectors K (capped by N and 3P).
     Returns:
         basis (K, P, 3), orthonormal as vectors of length 3P; singular values (K,) / sqrt(N), i.e. the

@@ -1,7 +1,7 @@
 """Fitting the face model to a whole video's landmarks (paper Eq. 1-2, with the MediaPipe mesh).
 
 Per frame: scale, rotation and translation by weighted Procrustes on the rigid points; the subject's
-identity shape is the per-vertex median of the first frames, aligned; the expression is K coefficients
+neutral shape is the per-vertex median of the first frames, aligned; the expression is K coefficients
 of a basis learnt from the subject's own video, solved by regularised least squares; gaze comes from the
 iris landmarks. Missing frames are filled by interpolating the parameters, and everything is smoothed
 over time.
@@ -27,7 +27,7 @@ from .smoothing import smooth_offline
 class SubjectModel:
     """The subject's personal face model (the analogue of FaceVerse's fitted shape and texture)."""
 
-    identity: np.ndarray
+    neutral: np.ndarray
     """(468, 3) neutral shape in the head frame."""
     basis: np.ndarray
     """(K, 468, 3) expression basis (orthonormal as 1404-vectors)."""
@@ -42,7 +42,7 @@ class SubjectModel:
 
     def shape(self, expression: np.ndarray) -> np.ndarray:
         """(N, K) coefficients -> (N, 468, 3) head-frame shapes."""
-        return self.identity + np.einsum("nk,kpc->npc", expression, self.basis)
+        return self.neutral + np.einsum("nk,kpc->npc", expression, self.basis)
 
 
 @dataclass
@@ -154,7 +154,7 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
         fps: frame rate (for smoothing).
         expression_dims: K.
         expression_reg: ridge weight of the expression solve (relative).
-        identity_frames: how many first tracked frames define the identity (per-vertex median).
+        identity_frames: how many first tracked frames define the neutral shape (per-vertex median).
         smooth: smoothing strength (0 = off).
         iterations: alternations of the rigid fit (Eq. 1) and the expression solve (Eq. 2).
     Returns:
@@ -165,17 +165,17 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
     pts = obs[:, :NUM_POINTS]
     w = point_weights()
     _, _, _, aligned = _align(canonical_mesh().vertices, pts, w)
-    identity = np.median(aligned[:identity_frames], axis=0)
-    s, r, t = fit_pose_2d(identity, pts, w)
+    neutral = np.median(aligned[:identity_frames], axis=0)
+    s, r, t = fit_pose_2d(neutral, pts, w)
     aligned = invert_similarity(pts, s, r, t)
-    residual = aligned - identity
+    residual = aligned - neutral
     basis, _ = learn_basis(residual, expression_dims)
     coeffs = solve_coefficients(residual, basis, reg=expression_reg)
     for _ in range(iterations - 1):  # re-fit the pose to the expressive shape, then the expression again
-        shape = identity + np.einsum("nk,kpc->npc", coeffs, basis)
+        shape = neutral + np.einsum("nk,kpc->npc", coeffs, basis)
         s, r, t = fit_pose_2d(shape, pts, w)
         aligned = invert_similarity(pts, s, r, t)
-        coeffs = solve_coefficients(aligned - identity, basis, reg=expression_reg)
+        coeffs = solve_coefficients(aligned - neutral, basis, reg=expression_reg)
     gaze = gaze_offsets(aligned, invert_similarity(obs, s, r, t))
     n = len(landmarks)
 
@@ -194,7 +194,7 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
     rot = (ref * Rotation.from_rotvec(both[:, :3])).as_matrix()
     k = coeffs.shape[1]
     params = FrameParams(tracked, np.exp(both[:, 3]), rot, both[:, 4:7], both[:, 7:7 + k], both[:, 7 + k:])
-    subject = SubjectModel(identity, basis, np.sqrt((coeffs ** 2).mean(0)), coeffs.min(0), coeffs.max(0))
+    subject = SubjectModel(neutral, basis, np.sqrt((coeffs ** 2).mean(0)), coeffs.min(0), coeffs.max(0))
     return subject, params
 
 
