@@ -27,6 +27,21 @@ def test_reenact_writes_the_drivers_length_and_side_by_side(tiny_run, drive_clip
     assert _frames(sbs)[0].shape == (64, 128, 3)
 
 
+def test_reenact_follows_the_drivers_motion(tiny_run, drive_clip, tmp_path):
+    moving = DriverMotion.from_video(drive_clip.path, progress=False)
+    frozen = DriverMotion(moving.fps, moving.params.select(np.zeros(len(moving), int)), moving.basis,
+                          moving.coeff_rms, "frame 0 held")
+    outs = {}
+    for name, motion in (("moving", moving), ("frozen", frozen)):
+        motion.save(tmp_path / f"{name}.npz")
+        reenact(tiny_run, tmp_path / f"{name}.npz", tmp_path / f"{name}.mp4", progress=False)
+        outs[name] = np.stack(_frames(tmp_path / f"{name}.mp4")).astype(int)
+    still = np.abs(outs["frozen"] - outs["frozen"][:1]).mean(axis=(1, 2, 3))
+    moved = np.abs(outs["moving"] - outs["moving"][:1]).mean(axis=(1, 2, 3))
+    assert still.max() < 0.5, still  # no motion in, none out (video coding noise only)
+    assert moved.max() > 4 and moved.mean() > 10 * still.mean(), (moved, still)
+
+
 def test_motion_template_drives_like_the_video(tiny_run, drive_clip, tmp_path):
     npz = tmp_path / "motion.npz"
     assert main(["motion", str(drive_clip.path), "-o", str(npz), "--quiet"]) == 0

@@ -37,9 +37,18 @@ def test_feature_generator_and_discriminator():
     ch = CFG.channels
     for side in (12, 16, 48):
         assert FeatureGenerator(side, 8, ch, 16)(torch.randn(3, 16)).shape == (3, 8, side, side)
+    gen = FeatureGenerator(16, 8, ch, 16)
+    w = torch.randn(2, 16)
+    maps = gen(w)
+    assert not torch.allclose(maps[0], maps[1])  # the latent shapes the map
     d = Discriminator(64, ch)
-    logits = d(torch.rand(3, 3, 64, 64) * 2 - 1, torch.rand(3, 3, 64, 64) * 2 - 1)
+    image = (torch.rand(3, 3, 64, 64) * 2 - 1).requires_grad_(True)
+    condition = (torch.rand(3, 3, 64, 64) * 2 - 1).requires_grad_(True)
+    logits = d(image, condition)
     assert logits.shape == (3,) and torch.isfinite(logits).all()
+    assert not torch.allclose(logits, d(image, condition.flip(0)))  # it judges the image given its render
+    logits.sum().backward()
+    assert image.grad.abs().sum() > 0 and condition.grad.abs().sum() > 0
 
 
 def test_avatar_shapes_ranges_and_offsets(net):

@@ -15,6 +15,7 @@ import torch
 
 from styleavatar.cli import main
 from styleavatar.config import MODEL_PRESETS, TRAIN_PRESETS
+from styleavatar.errors import UserError
 from styleavatar.io.checkpoint import list_checkpoints, load_tensors
 from styleavatar.training.trainer import train
 
@@ -36,7 +37,7 @@ def test_training_reduces_the_loss_and_writes_the_run(astro_dataset, tmp_path):
     first, last = sum(r["l1"] for r in rows[:2]) / 2, sum(r["l1"] for r in rows[-2:]) / 2
     assert last < 0.8 * first, (first, last)
     assert summary.iterations == 60 and "gan" in summary.losses and "d" in summary.losses
-    assert summary.evals[-1]["psnr"] > summary.evals[0]["psnr"] + 3
+    assert summary.evals[-1]["psnr"] > summary.evals[0]["psnr"] + 3, summary.evals
     for name in ("config.json", "avatar.safetensors", "avatar.json", "subjects/0/face_model.safetensors",
                  "subjects/0/face_model.json"):
         assert (run / name).exists(), name
@@ -90,15 +91,20 @@ def test_existing_run_needs_resume_and_budget_errors(astro_dataset, tmp_path, ca
 def test_fine_tune_from_a_pretrained_run(astro_dataset, tmp_path):
     ds = astro_dataset.output
     pre = tmp_path / "pre"
-    two = _train_args(ds, pre, 3)
+    two = _train_args(ds, pre, 60)
     two.insert(2, str(ds))  # train DS DS -o PRE ...: two identities
     assert main(two) == 0
     assert json.loads((pre / "avatar.json").read_text())["identities"] == 2
-    fine = tmp_path / "fine"
-    assert main(_train_args(ds, fine, 0, ["--init", str(pre)])) == 0
-    a, _ = load_tensors(pre / "avatar", "styleavatar-avatar")
-    b, _ = load_tensors(fine / "ckpt-00000000", "styleavatar-checkpoint")
-    assert torch.equal(a["image_unet.from_input.weight"], b["G.image_unet.from_input.weight"])
+    fine, scratch = tmp_path / "fine", tmp_path / "scratch"
+    assert main(_train_args(ds, fine, 10, ["--init", str(pre)])) == 0
+    assert main(_train_args(ds, scratch, 10)) == 0
+    # the pre-trained networks start where the pre-training ended: after 10 iterations the fine-tuned run is
+    # nearer the pre-trained loss than half way from a fresh network's (measured: 0.46 / 0.49 / 0.57)
+    pre_l1, fine_l1, scratch_l1 = (_losses(r)[-1]["l1"] for r in (pre, fine, scratch))
+    assert fine_l1 - pre_l1 < 0.5 * (scratch_l1 - pre_l1), (pre_l1, fine_l1, scratch_l1)
+    with pytest.raises(UserError, match="does not match the model size"):
+        train([ds], tmp_path / "other", MODEL_PRESETS["small"], TINY_T, iters=1, init=pre, progress=False,
+              log=lambda m: None)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo test uses Linux process spawning")
