@@ -40,7 +40,7 @@ def forward_ms(net, cfg, dtype) -> float:
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
         for _ in range(12):
             t0 = time.perf_counter()
-            net.synthesize(render, uv, w, net.face_maps[:1], net.background_maps[:1])
+            net.synthesize(render, uv, w, **net.cached_maps(0))
             times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times[2:])
 
@@ -52,8 +52,7 @@ def per_frame_gmac(net, cfg) -> float:
     r = cfg.render_size
     w, _ = net.inference_styles()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net.synthesize(torch.zeros(1, 3, r, r), torch.zeros(1, 3, r, r), w, net.face_maps[:1],
-                       net.background_maps[:1])
+        net.synthesize(torch.zeros(1, 3, r, r), torch.zeros(1, 3, r, r), w, **net.cached_maps(0))
     return counter.get_total_flops() / 2e9
 
 

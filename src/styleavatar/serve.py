@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
+from .io.atomic import sweep_partial_folders
 from .live.hosts import host_allowed
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
@@ -49,6 +50,8 @@ class Workspace:
         self.max_minutes, self.max_side = max_minutes, max_side
         for sub in ("uploads", "datasets", "avatars", "results"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        # the app never resumes a preprocess: what a killed server left half-written is garbage
+        sweep_partial_folders(self.root / "datasets", older_than_s=0)
 
     @property
     def results(self) -> Path:
@@ -301,13 +304,13 @@ def build_app(workdir: str | Path = "serve_output", ws: Workspace | None = None)
             metrics = gr.JSON(label="metrics")
             report = gr.File(label="report (zip: index.html, metrics.json, videos)")
         make_btn.click(make, [video, name, preset, minutes], [status, sample],
-                       concurrency_id=JOB, concurrency_limit=1) \
+                       concurrency_id=JOB, concurrency_limit=1, api_name="make") \
             .then(refresh, None, [drive_name, eval_name])
         drive_btn.click(guard(lambda *a: drive_avatar(ws, *a)),
                         [drive_name, driver, eyes, mouth, yaw, pitch, roll, expr, sbs], [result, drive_status],
-                        concurrency_id=JOB, concurrency_limit=1)
+                        concurrency_id=JOB, concurrency_limit=1, api_name="drive")
         eval_btn.click(guard(lambda *a: evaluate_avatar(ws, *a)), [eval_name, eval_driver], [metrics, report],
-                       concurrency_id=JOB, concurrency_limit=1)
+                       concurrency_id=JOB, concurrency_limit=1, api_name="evaluate")
         app.load(refresh, None, [drive_name, eval_name])
         app.unload(closed)
     app.queue(default_concurrency_limit=1)

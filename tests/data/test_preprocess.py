@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from styleavatar.config import PreprocessConfig
+from styleavatar.config import PREPROCESS_PRESETS, PreprocessConfig
 from styleavatar.data.dataset import Dataset
 from styleavatar.data.preprocess import preprocess
 from styleavatar.errors import UserError
 from styleavatar.evaluation.motion import openness
-from styleavatar.io.atomic import partial_path
+from styleavatar.io.atomic import folder_lock, partial_path
 from styleavatar.io.video import VideoWriter, probe
 from styleavatar.tracking.face_model import MOUTH
 from styleavatar.tracking.fit import reprojection_error
@@ -133,3 +133,12 @@ def test_bad_inputs_give_one_line_errors(tmp_path, astro_clip):
     file_out.write_text("x")
     with pytest.raises(UserError, match="is a file"):
         preprocess(astro_clip.path, file_out, TINY, progress=False)
+
+
+def test_a_second_preprocess_of_one_dataset_stops_and_leaves_the_first_alone(astro_clip, tmp_path):
+    out = tmp_path / "ds"
+    with folder_lock(partial_path(out), "a preprocess"):  # the first run, still working
+        (partial_path(out) / "tracking.json").write_text("{}")
+        with pytest.raises(UserError, match="in use by a preprocess"):
+            preprocess(astro_clip.path, out, PREPROCESS_PRESETS["tiny"], progress=False)
+        assert (partial_path(out) / "tracking.json").exists() and not out.exists()

@@ -1,4 +1,5 @@
 import os
+import time
 
 from styleavatar.io import atomic
 from styleavatar.io.atomic import atomic_file
@@ -49,3 +50,21 @@ def test_temporary_files_of_killed_writers_are_swept(tmp_path):
     with atomic_file(tmp_path / "config.json") as tmp:
         tmp.write_text("{}")
     assert not old.exists() and fresh.exists()
+
+
+def test_old_unheld_partial_folders_are_swept_and_others_kept(tmp_path):
+    old, recent, held = (tmp_path / f".{n}.partial" for n in ("old", "recent", "held"))
+    for folder in (old, recent, held):
+        (folder / "frames").mkdir(parents=True)
+    week_ago = time.time() - 8 * 86400
+    for folder in (old, held):
+        for p in (folder / "frames", folder):
+            os.utime(p, (week_ago, week_ago))
+    (tmp_path / "dataset").mkdir()
+    os.utime(tmp_path / "dataset", (week_ago, week_ago))  # a finished folder is never touched
+    with atomic.folder_lock(held, "a preprocess"):  # a long run still working in it
+        for p in (held / ".lock", held):  # taking the lock made its file and touched the folder
+            os.utime(p, (week_ago, week_ago))
+        assert atomic.sweep_partial_folders(tmp_path) == [old]
+    assert not old.exists() and recent.exists() and held.exists() and (tmp_path / "dataset").exists()
+    assert sorted(atomic.sweep_partial_folders(tmp_path, older_than_s=0)) == sorted([recent, held])

@@ -72,7 +72,7 @@ def test_cached_features_give_the_same_frame(net):
         frozen.freeze_features()
         after, _ = frozen(render, uv, idx, ident)
         w, _ = frozen.inference_styles(identity=1)
-        direct, _ = frozen.synthesize(render, uv, w, frozen.face_maps[1:2], frozen.background_maps[1:2])
+        direct, _ = frozen.synthesize(render, uv, w, **frozen.cached_maps(1))
     assert torch.allclose(before, after, atol=1e-5)
     assert torch.allclose(after, direct, atol=1e-5)
     assert not any(p.requires_grad for p in frozen.face_generator.parameters())
@@ -145,3 +145,43 @@ def test_perceptual_loss_matches_the_joint_pass_and_gives_gradient_to_the_fake_o
     (grad,) = torch.autograd.grad(loss, fake)
     assert grad.abs().sum() > 0
     assert float(loss_fn(real, real)) < 1e-6
+
+
+def test_known_base_starts_as_the_render_over_the_background_image():
+    import dataclasses
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(CFG, known_base=True)
+    net = AvatarNet(cfg, identities=1).eval()
+    with torch.no_grad():
+        net.background_images.uniform_(-1, 1)
+    render, uv = _inputs(2)
+    uv[:, 2] = (uv[:, 2] > 0.5).float()
+    image, _ = net(render, uv, torch.arange(2), torch.zeros(2, dtype=torch.long))
+    # the composite, built here by hand: the centred window of the render (2 px per cell) upsampled 4x,
+    # the background image's window (8 px per cell) where the mesh does not cover
+    out, win, r = cfg.output_size, cfg.window, cfg.render_size
+    a, c = (r - 2 * win) // 2, (cfg.crop_size - out) // 2
+    up = torch.nn.functional.interpolate(torch.cat([render, uv[:, 2:3]], 1)[..., a:a + 2 * win, a:a + 2 * win],
+                                         size=(out, out), mode="bilinear", align_corners=False)
+    tex, cov = up[:, :3], up[:, 3:]
+    expected = cov * tex + (1 - cov) * net.background_images[:, :, c:c + out, c:c + out]
+    assert torch.allclose(image, expected, atol=1e-6)  # the correction's gain starts at 0
+    with torch.no_grad():
+        net.correction_gain.fill_(1.0)
+        moved, _ = net(render, uv, torch.arange(2), torch.zeros(2, dtype=torch.long))
+    assert not torch.allclose(moved, expected, atol=1e-3)  # the decoder's correction is added once it has gain
+
+
+def test_inference_latent_is_the_mean_of_the_training_frames_and_old_files_load(net):
+    frames, ident = torch.arange(0, 40, 3), torch.ones(14, dtype=torch.long)
+    fresh = AvatarNet(CFG, identities=2).eval()
+    fresh.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("inference_latents")})
+    w_paper, _ = fresh.inference_styles(1)  # a file from before: the paper's code t = 0.5
+    half, _ = fresh.styles(torch.tensor([2500]), torch.tensor([1]))
+    assert torch.allclose(w_paper, half)
+    fresh.set_inference_latents(frames, ident)
+    w_mean, _ = fresh.inference_styles(1, batch=2)
+    per_frame, _ = fresh.styles(frames, ident)
+    assert torch.allclose(w_mean, per_frame.mean(0, keepdim=True).expand(2, -1), atol=1e-6)
+    assert not torch.allclose(w_mean[:1], w_paper, atol=1e-3)

@@ -10,7 +10,9 @@ in memory):
 4. write: decode, crop, person mask, UV and texture renders, files and the ``track.mp4`` preview.
 
 Everything is written into a hidden ``.NAME.partial`` folder renamed into place at the end. The tracking
-of pass 1 is checkpointed there, so an interrupted run resumes from it.
+of pass 1 is checkpointed there, so an interrupted run resumes from it. The run holds that folder's lock
+(a second preprocess of the same dataset stops with a clear error), and a partial folder that nobody has
+resumed for a week is removed by the next preprocess that writes beside it.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import PreprocessConfig, to_dict, to_json
 from ..errors import UserError
-from ..io.atomic import partial_path, remove
+from ..io.atomic import STALE_FOLDER_S, folder_lock, partial_path, remove, sweep_partial_folders
 from ..io.video import VideoInfo, VideoWriter, probe, read_frames, write_audio
 from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import bake_texture, render_frame
@@ -189,11 +191,15 @@ def preprocess(video: str | Path, output: str | Path, config: PreprocessConfig |
     video, out = Path(video), Path(output)
     _check_output(out, force)
     info = probe(video)
-    try:
-        return _preprocess(video, out, info, config or PreprocessConfig(), force, progress, log)
-    except UserError:
-        remove(partial_path(out))  # bad input: nothing worth resuming
-        raise
+    for old in sweep_partial_folders(out.parent):
+        log(f"removed {old}: an interrupted preprocess nobody resumed for {STALE_FOLDER_S / 86400:g} days")
+    partial = partial_path(out)
+    with folder_lock(partial, "a preprocess of this dataset"):  # one writer per dataset
+        try:
+            return _preprocess(video, out, info, config or PreprocessConfig(), force, progress, log)
+        except UserError:
+            remove(partial)  # bad input: nothing worth resuming
+            raise
 
 
 def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, force: bool, progress: bool,
@@ -205,8 +211,9 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
     key = _tracking_key(sha, cfg)
     ckpt = None if force else _load_checkpoint(partial, key)
     if ckpt is None:
-        remove(partial)
-        partial.mkdir(parents=True)
+        for old in partial.iterdir():  # start afresh; the lock file stays (held by this process)
+            if old.name != ".lock":
+                remove(old)
         landmarks, times, sources, misses = track_landmarks(video, info, cfg, clock, progress)
         fraction = float((~np.isnan(landmarks[:, 0, 0])).mean())
         if fraction < cfg.min_tracked_fraction:
@@ -260,6 +267,7 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
     (partial / "tracking.json").unlink(missing_ok=True)
     (partial / "tracking.safetensors").unlink(missing_ok=True)
     (partial / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (partial / ".lock").unlink(missing_ok=True)
     if out.exists():
         remove(out)
     partial.rename(out)

@@ -44,7 +44,7 @@ class Avatar:
     meta: dict
     rasterizer_kind: str
     w: torch.Tensor
-    """(1, style) latent at the inference frame code (t = 0.5) and this identity."""
+    """(1, style) inference latent of this identity (see ``models.avatar.INFERENCE_FRAME``)."""
     runtime: Runtime
     """Precision, layout and threads of the PyTorch network, chosen by capability and a timed probe."""
 
@@ -129,8 +129,7 @@ class Avatar:
         b, net, fmt = render.shape[0], self.net, self.runtime.memory_format
         with self.runtime.autocast():
             image, mask = net.synthesize(render.contiguous(memory_format=fmt), uv.contiguous(memory_format=fmt),
-                                         self.w.expand(b, -1), net.face_maps[self.identity:self.identity + 1],
-                                         net.background_maps[self.identity:self.identity + 1])
+                                         self.w.expand(b, -1), **net.cached_maps(self.identity))
         return image.float(), mask.float()
 
     def generate(self, render: torch.Tensor, uv: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +143,7 @@ def _probe(net: AvatarNet, w: torch.Tensor, identity: int):
     g = torch.Generator().manual_seed(0)
     dev = w.device
     render, uv = (torch.rand(1, 3, r, r, generator=g).to(dev) * 2 - 1, torch.rand(1, 3, r, r, generator=g).to(dev))
-    maps = net.face_maps[identity:identity + 1], net.background_maps[identity:identity + 1]
+    maps = net.cached_maps(identity)
 
     def make_step(precision: str, channels_last: bool):
         rt = Runtime(str(dev), precision, channels_last, 0, "")
@@ -154,6 +153,6 @@ def _probe(net: AvatarNet, w: torch.Tensor, identity: int):
         def step() -> None:
             rt.apply_layout(net)
             with rt.autocast():
-                net.synthesize(x, u, w, *maps)
+                net.synthesize(x, u, w, **maps)
         return step
     return make_step

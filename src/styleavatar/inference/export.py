@@ -35,15 +35,17 @@ class FrameNetwork(nn.Module):
         with torch.no_grad():
             w, _ = net.inference_styles(identity)
         self.register_buffer("w", w)
-        self.register_buffer("face_map", net.face_maps[identity:identity + 1].clone())
-        self.register_buffer("background_map", net.background_maps[identity:identity + 1].clone())
+        self.map_names = []
+        for name, value in net.cached_maps(identity).items():
+            self.register_buffer(name, value.detach().clone())
+            self.map_names.append(name)
         self.half_precision = half
 
     def forward(self, render: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = torch.float16 if self.half_precision else torch.float32
         b = render.shape[0]
-        image, mask = self.net.synthesize(render.to(dtype), uv.to(dtype), self.w.to(dtype).expand(b, -1),
-                                          self.face_map.to(dtype), self.background_map.to(dtype))
+        maps = {name: getattr(self, name).to(dtype) for name in self.map_names}
+        image, mask = self.net.synthesize(render.to(dtype), uv.to(dtype), self.w.to(dtype).expand(b, -1), **maps)
         return image.float(), mask.float()
 
 

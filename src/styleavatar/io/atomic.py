@@ -103,6 +103,49 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+STALE_FOLDER_S = 7 * 86400.0
+"""An interrupted ``.NAME.partial`` folder (resumable by running the same command again) untouched for
+this long is removed by the next command that writes beside it."""
+
+
+def in_use(folder: Path) -> bool:
+    """Whether a process holds ``folder``'s :func:`folder_lock` now."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        with open(folder / ".lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:  # gone meanwhile, or not writable: nobody is working in it through a lock
+        return False
+    return False
+
+
+def sweep_partial_folders(parent: Path, older_than_s: float = STALE_FOLDER_S) -> list[Path]:
+    """Remove the ``.NAME.partial`` folders in ``parent`` that no process holds and that have not changed
+    for ``older_than_s`` seconds (interrupted runs nobody resumed); returns what was removed."""
+    cutoff = time.time() - older_than_s
+    try:
+        entries = [Path(e.path) for e in os.scandir(parent)
+                   if e.name.startswith(".") and e.name.endswith(".partial") and e.is_dir(follow_symlinks=False)]
+    except OSError:  # the folder does not exist yet
+        return []
+    removed = []
+    for folder in entries:
+        try:
+            newest = max([folder.stat().st_mtime] + [c.stat().st_mtime for c in folder.iterdir()])
+            if newest < cutoff and not in_use(folder):
+                remove(folder)
+                removed.append(folder)
+        except OSError:  # removed meanwhile by another sweeper
+            pass
+    return removed
+
+
 def remove(path: Path) -> None:
     """Remove a file or a folder tree if it exists."""
     if path.is_dir() and not path.is_symlink():

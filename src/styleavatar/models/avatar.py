@@ -27,7 +27,10 @@ from .stylegan import FeatureGenerator
 from .styleunet import StyleUNet
 
 FRAME_CODE_DIVISOR = 5000.0
-"""The frame code is the positional encoding of frame_index / 5000 (paper: z_tmp); 0.5 at inference."""
+"""The frame code is the positional encoding of frame_index / 5000 (paper: z_tmp)."""
+INFERENCE_FRAME = -1
+"""A frame index that asks for the inference latent: the mean frame latent of the identity's training frames
+(see :meth:`AvatarNet.set_inference_latents`), or the paper's code t = 0.5 before that is set."""
 MAX_IDENTITIES = 64
 """Identity codes encode (video_index + 0.5) / 64, so up to 64 videos can be pre-trained together."""
 
@@ -65,19 +68,51 @@ class AvatarNet(nn.Module):
         self.register_buffer("face_maps", torch.zeros(identities, c, cfg.uv_size, cfg.uv_size))
         self.register_buffer("background_maps", torch.zeros(identities, c, cfg.canvas, cfg.canvas))
         self.register_buffer("features_frozen", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("inference_latents", torch.zeros(identities, cfg.style_dim))
+        self.register_buffer("inference_latents_set", torch.zeros((), dtype=torch.bool))
+        if cfg.known_base:
+            # (identities, 3, crop, crop) in [-1, 1]; set to the median training frame before training starts
+            self.background_images = nn.Parameter(torch.zeros(identities, 3, cfg.crop_size, cfg.crop_size))
+            self.correction_gain = nn.Parameter(torch.zeros(()))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's; files written before the inference latents existed load with them unset."""
+        state = dict(state_dict)
+        for name in ("inference_latents", "inference_latents_set"):
+            state.setdefault(name, getattr(self, name))
+        return super().load_state_dict(state, strict=strict, assign=assign)
 
     # ------------------------------------------------------------------------------------ codes
     def styles(self, frame_index: torch.Tensor, identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents for (B,) frame indices and (B,) identity indices: (w_frame, w_identity), each (B, style)."""
+        """Latents for (B,) frame indices and (B,) identity indices: (w_frame, w_identity), each (B, style).
+
+        A frame index of :data:`INFERENCE_FRAME` gives the identity's inference latent."""
         id_code = positional_encoding((identity.to(torch.float64) + 0.5) / MAX_IDENTITIES)
-        t_code = positional_encoding(frame_code_time(frame_index))
-        return self.map_frame(torch.cat([t_code, id_code], dim=1)), self.map_identity(id_code)
+        asked = frame_index == INFERENCE_FRAME
+        frames = torch.where(asked, torch.full_like(frame_index, int(FRAME_CODE_DIVISOR // 2)), frame_index)
+        w = self.map_frame(torch.cat([positional_encoding(frame_code_time(frames)), id_code], dim=1))
+        if bool(self.inference_latents_set):
+            w = torch.where(asked[:, None], self.inference_latents[identity].to(w.dtype), w)
+        return w, self.map_identity(id_code)
 
     def inference_styles(self, identity: int = 0, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fixed latents used at inference: frame code at t = 0.5 (paper), one identity."""
+        """The fixed latents used at inference (one identity): see :data:`INFERENCE_FRAME`."""
         dev = self.face_maps.device
         idx = torch.full((batch,), identity, dtype=torch.long, device=dev)
-        return self.styles(torch.full((batch,), FRAME_CODE_DIVISOR / 2, device=dev), idx)
+        return self.styles(torch.full((batch,), INFERENCE_FRAME, dtype=torch.long, device=dev), idx)
+
+    @torch.no_grad()
+    def set_inference_latents(self, frame_index: torch.Tensor, identity: torch.Tensor) -> None:
+        """Each identity's inference latent := the mean frame latent over its (N,) training frames.
+
+        The paper uses the code of t = 0.5, which a short video never trains on (the training 80% of a
+        71-second clip at 25 fps spans t in [0, 0.29]). On that clip's held-out frames the mean latent scored
+        0.8 dB higher and 0.02-0.07 lower in LPIPS (BENCHMARKS.md, "inference latent")."""
+        for k in identity.unique().tolist():
+            rows = frame_index[identity == k]
+            w, _ = self.styles(rows, torch.full_like(rows, k))
+            self.inference_latents[k] = w.float().mean(0)
+        self.inference_latents_set.fill_(True)
 
     # ---------------------------------------------------------------------------- static maps
     def feature_maps(self, w_identity: torch.Tensor, identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,6 +129,15 @@ class AvatarNet(nn.Module):
                                                      "amin", include_self=False)  # one sample of each identity
         w = w_identity[first]
         return self.face_generator(w)[per_sample], self.background_generator(w)[per_sample]
+
+    def cached_maps(self, identity: int) -> dict[str, torch.Tensor]:
+        """One identity's static inputs of :meth:`synthesize` (cached maps, and the background image if
+        ``known_base``), each (1, ...): ``net.synthesize(render, uv, w, **net.cached_maps(i))``."""
+        k = slice(identity, identity + 1)
+        maps = {"face_map": self.face_maps[k], "background_map": self.background_maps[k]}
+        if self.cfg.known_base:
+            maps["background_image"] = self.background_images[k]
+        return maps
 
     @torch.no_grad()
     def freeze_features(self) -> None:
@@ -182,12 +226,14 @@ class AvatarNet(nn.Module):
 
     def synthesize(self, render: torch.Tensor, uv: torch.Tensor, w: torch.Tensor, face_map: torch.Tensor,
                    background_map: torch.Tensor, offsets: Offsets = None,
-                   box: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   box: torch.Tensor | None = None,
+                   background_image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One frame from its renders.
 
         render: (B, 3, R, R) texture render in [-1, 1]; uv: (B, 3, R, R) = (u, v, coverage) in [0, 1];
         w: (B, style); face_map (B|1, C, uv, uv); background_map (B|1, C, canvas, canvas);
-        box: (B, 1, R, R) render box mask (None: the centred window's box).
+        box: (B, 1, R, R) render box mask (None: the centred window's box);
+        background_image: (B|1, 3, crop, crop) in [-1, 1], required with ``known_base``.
         Returns image (B, 3, out, out) in about [-1, 1] and foreground mask (B, 1, out, out) in [0, 1].
         """
         b = render.shape[0]
@@ -201,12 +247,26 @@ class AvatarNet(nn.Module):
         mask = torch.sigmoid(self.mask_conv(torch.cat([foreground, background], dim=1)))
         features = mask * foreground + (1 - mask) * background + face
         image = haar_idwt(self.image_unet(features, w, self._noise(uv_win, offsets)))
+        if self.cfg.known_base:
+            image = self.known_base(render, uv, background_image, offsets) + self.correction_gain * image
         mask_up = F.interpolate(mask, size=image.shape[-2:], mode="bilinear", align_corners=False)
         return image, mask_up
+
+    def known_base(self, render: torch.Tensor, uv: torch.Tensor, background_image: torch.Tensor,
+                   offsets: Offsets) -> torch.Tensor:
+        """(B, 3, out, out) in [-1, 1]: the texture render where the mesh covers the window, the background
+        image elsewhere (renders are 4x coarser than the output: upsampled bilinearly)."""
+        out = self.cfg.output_size
+        tex = self._window(render, offsets, 2)  # 2 render pixels per feature cell
+        cov = self._window(uv[:, 2:3], offsets, 2)
+        tex, cov = (F.interpolate(x, size=(out, out), mode="bilinear", align_corners=False) for x in (tex, cov))
+        background = self._window(background_image.to(render.dtype), offsets, 8, batch=render.shape[0])
+        return cov * tex + (1 - cov) * background
 
     def forward(self, render: torch.Tensor, uv: torch.Tensor, frame_index: torch.Tensor,
                 identity: torch.Tensor, offsets: Offsets = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Training/evaluation entry: (B,) frame and identity indices select the latents. See :meth:`synthesize`."""
         w, w_id = self.styles(frame_index, identity)
         face_map, background_map = self.feature_maps(w_id, identity)
-        return self.synthesize(render, uv, w, face_map, background_map, offsets)
+        image = self.background_images[identity] if self.cfg.known_base else None
+        return self.synthesize(render, uv, w, face_map, background_map, offsets, background_image=image)

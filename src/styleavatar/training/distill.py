@@ -32,7 +32,7 @@ from ..io.checkpoint import AVATAR_FORMAT, VERSION, save_tensors
 from ..io.image import to_tensor
 from ..io.prefetch import prefetch
 from ..io.weights import load_weights
-from ..models.avatar import FRAME_CODE_DIVISOR, AvatarNet
+from ..models.avatar import INFERENCE_FRAME, AvatarNet
 from ..models.perceptual import PerceptualLoss
 from ..runtime import Runtime
 from ..tracking.fit import FrameParams
@@ -94,7 +94,7 @@ def _teacher_batch(avatar: Avatar, render: torch.Tensor, uv: torch.Tensor) -> Ba
     image, mask = avatar.synthesize(render, uv)
     b = render.shape[0]
     return Batch(render=render, uv=uv, image=image, mask=mask, render_window=None,
-                 frame_index=torch.full((b,), int(FRAME_CODE_DIVISOR // 2), dtype=torch.long),
+                 frame_index=torch.full((b,), INFERENCE_FRAME, dtype=torch.long),
                  identity=torch.full((b,), avatar.identity, dtype=torch.long), offsets=None)
 
 
@@ -104,8 +104,7 @@ def _forward_ms(net: AvatarNet, render: torch.Tensor, uv: torch.Tensor, identity
     with torch.no_grad():
         for _ in range(7):
             t0 = time.perf_counter()
-            net.synthesize(render[:1], uv[:1], w, net.face_maps[identity:identity + 1],
-                           net.background_maps[identity:identity + 1])
+            net.synthesize(render[:1], uv[:1], w, **net.cached_maps(identity))
             times.append(time.perf_counter() - t0)
     return 1000 * float(np.median(times[2:]))
 
@@ -118,8 +117,7 @@ def _held_out_scores(avatar: Avatar, student: AvatarNet, frames: int = 32) -> tu
     w, _ = student.inference_styles(avatar.identity)
     with torch.no_grad():
         teacher_img = (avatar.synthesize(render, uv)[0].clamp(-1, 1) + 1) / 2
-        s_img, _ = student.synthesize(render, uv, w.expand(len(idx), -1), student.face_maps[avatar.identity:][:1],
-                                      student.background_maps[avatar.identity:][:1])
+        s_img, _ = student.synthesize(render, uv, w.expand(len(idx), -1), **student.cached_maps(avatar.identity))
     s_img = (s_img.clamp(-1, 1) + 1) / 2
     vs_teacher = float(psnr(s_img, teacher_img).mean())
     root = Path(json.loads((avatar.run / "avatar.json").read_text())["datasets"][avatar.identity])
@@ -149,8 +147,12 @@ def make_student(avatar: Avatar, width: int) -> AvatarNet:
     student = AvatarNet(student_config(tcfg, width), identities=avatar.net.identities)
     student.face_maps.copy_(avatar.net.face_maps)
     student.background_maps.copy_(avatar.net.background_maps)
+    if tcfg.known_base:  # the same background image to start from (it goes on learning)
+        student.background_images.data.copy_(avatar.net.background_images)
     student.features_frozen.fill_(True)
     student.map_frame.load_state_dict(avatar.net.map_frame.state_dict())  # same latent space to start from
+    student.inference_latents.copy_(avatar.net.inference_latents)  # and the same inference latent
+    student.inference_latents_set.copy_(avatar.net.inference_latents_set)
     for module in (student.face_generator, student.background_generator, student.map_identity):
         module.requires_grad_(False)
     return student

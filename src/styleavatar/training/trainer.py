@@ -28,10 +28,10 @@ from ..errors import UserError
 from ..evaluation.metrics import psnr, ssim
 from ..io.atomic import atomic_file, folder_lock
 from ..io.checkpoint import list_checkpoints
-from ..io.image import to_uint8
+from ..io.image import to_tensor, to_uint8
 from ..io.prefetch import prefetch
 from ..io.weights import load_weights
-from ..models.avatar import FRAME_CODE_DIVISOR, AvatarNet
+from ..models.avatar import INFERENCE_FRAME, AvatarNet
 from ..models.perceptual import PerceptualLoss
 from ..models.stylegan import Discriminator
 from ..runtime import Runtime, choose
@@ -100,6 +100,7 @@ class Trainer:
         self.iteration, self.elapsed = 0, 0.0
         self.resume_from = self._resume() if resume else None
         self.runtime: Runtime | None = None  # chosen by measure_runtime() once training frames are loaded
+        self.train_codes: tuple[torch.Tensor, torch.Tensor] | None = None  # (frame index, identity) per frame
 
     # ------------------------------------------------------------------------------------- setup
     def _build(self, init: Path | None) -> None:
@@ -118,14 +119,34 @@ class Trainer:
     def _load_init(self, path: Path) -> None:
         """Start from another run's weights (fine-tuning a new person from a pre-trained model)."""
         state, meta = rf.load_generator_state(path)
-        skip = {"face_maps", "background_maps", "features_frozen"}  # a new person's maps are learnt afresh
+        skip = {"face_maps", "background_maps", "features_frozen", "background_images"}  # a new person's own
         own = self.G.state_dict()
         loaded = {k: v for k, v in state.items() if k not in skip and k in own and own[k].shape == v.shape}
-        if len(loaded) < len(own) - len(skip):
+        wanted = len(own) - len(skip & own.keys())
+        if len(loaded) < wanted:
             raise UserError(f"{path} does not match the model size of this run (preset/options): "
-                            f"{len(own) - len(skip) - len(loaded)} tensors differ")
+                            f"{wanted - len(loaded)} tensors differ")
         self.G.load_state_dict(loaded, strict=False)
         self.log(f"initialised from {meta['path']} (iteration {meta.get('iteration', '?')})")
+
+    def update_inference_latents(self) -> None:
+        """The EMA generator's inference latents := the mean latent of the training frames (see AvatarNet)."""
+        if self.train_codes is not None:
+            self.G_ema.set_inference_latents(*(t.to(self.device) for t in self.train_codes))
+
+    @torch.no_grad()
+    def init_background_images(self, store: FrameStore) -> None:
+        """known_base, new runs only: each identity's background image starts as the per-pixel median of
+        up to 100 of its training frames (a static camera's background, and the person's average pose)."""
+        if not self.mcfg.known_base or self.iteration > 0:
+            return
+        for k in range(len(self.datasets)):
+            rows = np.flatnonzero(store.identity == k)
+            rows = rows[np.linspace(0, len(rows) - 1, min(100, len(rows))).round().astype(int)]
+            median = np.median(store.frames[rows], axis=0).astype(np.uint8)  # (crop, crop, 3)
+            image = to_tensor(median[None])[0].to(self.device)
+            for net in (self.G, self.G_ema):
+                net.background_images[k].copy_(image)
 
     # ---------------------------------------------------------------------------------- runtime
     def measure_runtime(self, store: FrameStore) -> Runtime:
@@ -158,6 +179,7 @@ class Trainer:
         """A resumable checkpoint and the avatar file (rank 0 only)."""
         if not self.dist.main:
             return
+        self.update_inference_latents()
         meta = {"iteration": self.iteration, "elapsed_s": self.elapsed, "model": to_dict(self.mcfg),
                 "train": to_dict(self.tcfg), "identities": len(self.datasets),
                 "datasets": [str(ds.root.resolve()) for ds in self.datasets]}
@@ -185,10 +207,10 @@ class Trainer:
     def render_frames(self, store: FrameStore, rows: np.ndarray, held_in: bool) -> tuple[torch.Tensor, Batch]:
         """EMA output (B, 3, out, out) in [-1, 1] for store rows, centred window.
 
-        Held-in frames use their own frame code; held-out frames the inference code (t = 0.5).
+        Held-in frames use their own frame code; held-out frames the inference latent (INFERENCE_FRAME).
         """
         b = make_batch(store, rows, [(0, 0)] * len(rows), self.mcfg).to(self.device)
-        idx = b.frame_index if held_in else torch.full_like(b.frame_index, int(FRAME_CODE_DIVISOR // 2))
+        idx = b.frame_index if held_in else torch.full_like(b.frame_index, INFERENCE_FRAME)
         with self.runtime.autocast():
             image, _ = self.G_ema(b.render, b.uv, idx, b.identity, None)
         return image.float(), b
@@ -206,6 +228,7 @@ class Trainer:
 
     def evaluate(self, store: FrameStore) -> dict[str, float]:
         """Mean PSNR / SSIM of the EMA generator on held-out frames (full output window, values in [0, 1])."""
+        self.update_inference_latents()
         scores_p, scores_s = [], []
         for start in range(0, len(store), 8):
             rows = np.arange(start, min(start + 8, len(store)))
@@ -250,6 +273,8 @@ class _Loop:
         t, m = tr.tcfg, tr.mcfg
         self.tr, self.iters, self.stop = tr, iters, stop
         self.train_store = FrameStore.load(tr.datasets, "train", m, progress=tr.progress and tr.dist.main)
+        tr.init_background_images(self.train_store)
+        tr.train_codes = torch.from_numpy(self.train_store.frame_index), torch.from_numpy(self.train_store.identity)
         tr.measure_runtime(self.train_store)
         tr.write_run_files()
         self.test_store = (FrameStore.load(tr.datasets[:1], "test", m, limit=t.eval_frames, progress=False)
