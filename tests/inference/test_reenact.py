@@ -39,7 +39,7 @@ def test_reenact_follows_the_drivers_motion(tiny_run, drive_clip, tmp_path):
     still = np.abs(outs["frozen"] - outs["frozen"][:1]).mean(axis=(1, 2, 3))
     moved = np.abs(outs["moving"] - outs["moving"][:1]).mean(axis=(1, 2, 3))
     assert still.max() < 0.5, still  # no motion in, none out (video coding noise only)
-    assert moved.max() > 4 and moved.mean() > 10 * still.mean(), (moved, still)
+    assert moved.max() > 1 and moved.mean() > 10 * still.mean(), (moved, still)
 
 
 def test_motion_template_drives_like_the_video(tiny_run, drive_clip, tmp_path):

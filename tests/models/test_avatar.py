@@ -159,13 +159,15 @@ def test_known_base_starts_as_the_render_over_the_background_image():
     uv[:, 2] = (uv[:, 2] > 0.5).float()
     image, _ = net(render, uv, torch.arange(2), torch.zeros(2, dtype=torch.long))
     # the composite, built here by hand: the centred window of the render (2 px per cell) upsampled 4x,
-    # the background image's window (8 px per cell) where the mesh does not cover
+    # the background image's window (8 px per cell) where the mesh does not cover, blended near the edge
     out, win, r = cfg.output_size, cfg.window, cfg.render_size
     a, c = (r - 2 * win) // 2, (cfg.crop_size - out) // 2
     up = torch.nn.functional.interpolate(torch.cat([render, uv[:, 2:3]], 1)[..., a:a + 2 * win, a:a + 2 * win],
                                          size=(out, out), mode="bilinear", align_corners=False)
     tex, cov = up[:, :3], up[:, 3:]
-    expected = cov * tex + (1 - cov) * net.background_images[:, :, c:c + out, c:c + out]
+    r = out // 32  # the blend band inside the mesh's edge
+    weight = (2 * torch.nn.functional.avg_pool2d(cov, 2 * r + 1, 1, r, count_include_pad=False) - 1).clamp(0, 1)
+    expected = weight * tex + (1 - weight) * net.background_images[:, :, c:c + out, c:c + out]
     assert torch.allclose(image, expected, atol=1e-6)  # the correction's gain starts at 0
     with torch.no_grad():
         net.correction_gain.fill_(1.0)

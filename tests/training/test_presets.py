@@ -38,5 +38,8 @@ def test_preset_forward_and_one_training_step(preset):
     d = discriminator_step(D, opt_d, b, fake, t, rt, 0)
     assert set(d) == {"d", "r1"}  # iteration 0: the lazy R1 runs
     update_ema(ema, G, t.ema_decay, 0)
+    if m.known_base:  # the correction's gain starts at 0: the decoder gets its first gradient in step 2
+        assert float(G.correction_gain.detach()) != 0
+        generator_step(G, opt_g, b, t, rt, 1, vgg, D)
     still = [n for (n, p), q in zip(named, before) if torch.equal(p.detach(), q)]
     assert still == []  # the step reached every layer of the image StyleUNet

@@ -255,13 +255,17 @@ class AvatarNet(nn.Module):
     def known_base(self, render: torch.Tensor, uv: torch.Tensor, background_image: torch.Tensor,
                    offsets: Offsets) -> torch.Tensor:
         """(B, 3, out, out) in [-1, 1]: the texture render where the mesh covers the window, the background
-        image elsewhere (renders are 4x coarser than the output: upsampled bilinearly)."""
+        image elsewhere, blended over a band of out/32 pixels inside the mesh's edge (a hard edge left a
+        visible seam). Renders are 4x coarser than the output: upsampled bilinearly."""
         out = self.cfg.output_size
         tex = self._window(render, offsets, 2)  # 2 render pixels per feature cell
         cov = self._window(uv[:, 2:3], offsets, 2)
         tex, cov = (F.interpolate(x, size=(out, out), mode="bilinear", align_corners=False) for x in (tex, cov))
+        r = max(1, out // 32)
+        near = F.avg_pool2d(cov, 2 * r + 1, stride=1, padding=r, count_include_pad=False)  # local coverage
+        weight = (2 * near - 1).clamp(0, 1)  # 1 deeper than r inside the mesh, falling to 0 at its edge
         background = self._window(background_image.to(render.dtype), offsets, 8, batch=render.shape[0])
-        return cov * tex + (1 - cov) * background
+        return weight * tex + (1 - weight) * background
 
     def forward(self, render: torch.Tensor, uv: torch.Tensor, frame_index: torch.Tensor,
                 identity: torch.Tensor, offsets: Offsets = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -119,7 +119,9 @@ class Trainer:
     def _load_init(self, path: Path) -> None:
         """Start from another run's weights (fine-tuning a new person from a pre-trained model)."""
         state, meta = rf.load_generator_state(path)
-        skip = {"face_maps", "background_maps", "features_frozen", "background_images"}  # a new person's own
+        # a new person's own: maps and background learnt afresh, inference latents set from its frames
+        skip = {"face_maps", "background_maps", "features_frozen", "background_images", "inference_latents",
+                "inference_latents_set"}
         own = self.G.state_dict()
         loaded = {k: v for k, v in state.items() if k not in skip and k in own and own[k].shape == v.shape}
         wanted = len(own) - len(skip & own.keys())
