@@ -137,8 +137,8 @@ class ModelConfig:
     """Inject noise into the image decoder, sampled through the UV render so it moves with the face."""
     known_base: bool = False
     """Predict the image as a correction of what is already known: the texture render where the mesh covers
-    the crop, a learnt background image (starting as the median training frame) elsewhere. The correction's
-    gain starts at 0, so the first iteration already shows that composite."""
+    the crop, blended over a narrow band inside the mesh's edge into a learnt background image (starting as
+    the median training frame). The correction's gain starts at 0, so the first iteration shows that composite."""
 
     @property
     def window(self) -> int:

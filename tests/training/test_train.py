@@ -102,6 +102,7 @@ def test_fine_tune_from_a_pretrained_run(astro_dataset, tmp_path):
     # nearer the pre-trained loss than half way from a fresh network's (measured: 0.46 / 0.49 / 0.57)
     pre_l1, fine_l1, scratch_l1 = (_losses(r)[-1]["l1"] for r in (pre, fine, scratch))
     assert fine_l1 - pre_l1 < 0.5 * (scratch_l1 - pre_l1), (pre_l1, fine_l1, scratch_l1)
+    assert main(_train_args(ds, tmp_path / "kb", 2, ["--init", str(pre), "--known-base"])) == 0  # from a run without
     with pytest.raises(UserError, match="does not match the model size"):
         train([ds], tmp_path / "other", MODEL_PRESETS["small"], TINY_T, iters=1, init=pre, progress=False,
               log=lambda m: None)

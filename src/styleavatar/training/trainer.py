@@ -124,7 +124,8 @@ class Trainer:
                 "inference_latents_set"}
         own = self.G.state_dict()
         loaded = {k: v for k, v in state.items() if k not in skip and k in own and own[k].shape == v.shape}
-        wanted = len(own) - len(skip & own.keys())
+        # a run without the known base has no correction gain: it starts at 0 here (the composite first)
+        wanted = len(own) - len((skip | ({"correction_gain"} - state.keys())) & own.keys())
         if len(loaded) < wanted:
             raise UserError(f"{path} does not match the model size of this run (preset/options): "
                             f"{wanted - len(loaded)} tensors differ")
