@@ -90,7 +90,7 @@ def _batches(avatar: Avatar, train_idx: np.ndarray, batch: int, seed: int, stren
 
 
 def _teacher_batch(avatar: Avatar, render: torch.Tensor, uv: torch.Tensor) -> Batch:
-    """A training batch whose truth is the teacher's image and mask, at the inference frame code."""
+    """A training batch whose truth is the teacher's image and mask, at the inference latent."""
     image, mask = avatar.synthesize(render, uv)
     b = render.shape[0]
     return Batch(render=render, uv=uv, image=image, mask=mask, render_window=None,
