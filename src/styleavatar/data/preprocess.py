@@ -41,7 +41,7 @@ from ..rendering.render import bake_texture, render_frame
 from ..tracking.crop import CropBox, crop_frame
 from ..tracking.fit import FrameParams, SubjectModel, reprojection_error
 from ..tracking.segmentation import PersonSegmenter
-from ..tracking.video import StepClock, explain_missing_face, fit_tracked, timed_frames, track_landmarks
+from ..tracking.video import StepClock, check_tracked, fit_tracked, timed_frames, track_landmarks
 from .dataset import (FORMAT, FORMAT_VERSION, encode_uv, frame_name, is_complete, save_face_model,
                       save_params)
 
@@ -215,9 +215,7 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
             if old.name != ".lock":
                 remove(old)
         landmarks, times, sources, misses = track_landmarks(video, info, cfg, clock, progress)
-        fraction = float((~np.isnan(landmarks[:, 0, 0])).mean())
-        if fraction < cfg.min_tracked_fraction:
-            raise explain_missing_face(video, misses, cfg, fraction)
+        check_tracked(video, landmarks, misses, cfg)
         save_file({"landmarks": landmarks, "time": times, "source_index": sources},
                   str(partial / "tracking.safetensors"))
         (partial / "tracking.json").write_text(json.dumps(key))

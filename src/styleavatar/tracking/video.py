@@ -116,9 +116,7 @@ def track_video(video: Path, cfg: PreprocessConfig, progress: bool = True
     """
     info = probe(video)
     landmarks, times, _, misses = track_landmarks(video, info, cfg, StepClock(), progress)
-    fraction = float((~np.isnan(landmarks[:, 0, 0])).mean())
-    if fraction == 0 or fraction < cfg.min_tracked_fraction:
-        raise explain_missing_face(video, misses, cfg, fraction)
+    check_tracked(video, landmarks, misses, cfg)
     crop, norm, subject, params, _ = fit_tracked(video, info, cfg, landmarks)
     return info, times, crop, norm, subject, params
 
@@ -135,6 +133,14 @@ def _small_face_size(rgb: np.ndarray, tiles: int = 5) -> float | None:
             if boxes:
                 return max(max(b[2] - b[0], b[3] - b[1]) for b in boxes) / k
     return None
+
+
+def check_tracked(video: Path, landmarks: np.ndarray, misses: list, cfg: PreprocessConfig) -> None:
+    """Raise :func:`explain_missing_face`'s error when no frame, or too few (``cfg.min_tracked_fraction``),
+    of (N, 478, 3) ``landmarks`` have a face (NaN rows)."""
+    fraction = float((~np.isnan(landmarks[:, 0, 0])).mean())
+    if fraction == 0 or fraction < cfg.min_tracked_fraction:
+        raise explain_missing_face(video, misses, cfg, fraction)
 
 
 def explain_missing_face(video: Path, misses: list, cfg: PreprocessConfig, fraction: float) -> UserError:
