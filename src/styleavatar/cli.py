@@ -191,9 +191,10 @@ def _onnx_path(args: argparse.Namespace) -> Path | None:
 def _reenact_parser(sub) -> None:
     p = sub.add_parser(
         "reenact", help="drive a trained avatar with another video (or a motion template) into an mp4",
-        description="Track the driver with the same tracker as preprocess, transfer its expression (relative "
-                    "to its neutral frame) and head motion (relative to its reference frame) to the avatar, "
-                    "and render an mp4 at the driver's frame rate with the driver's audio.")
+        description="Track the driver with the same tracker as preprocess, retarget its expression and head "
+                    "motion (changes from its rest: its most neutral frames) to the avatar's face model within "
+                    "what the avatar saw in training, and render an mp4 at the driver's frame rate with the "
+                    "driver's audio.")
     p.add_argument("run", type=Path, metavar="RUN", help="run folder from `styleavatar train`")
     p.add_argument("--drive", type=Path, required=True, metavar="VIDEO|NPZ",
                    help="driver video, or a motion template from `styleavatar motion`")
@@ -220,12 +221,12 @@ def _run_reenact(args: argparse.Namespace) -> None:
 def _motion_parser(sub) -> None:
     p = sub.add_parser(
         "motion", help="save a driver video's per-frame motion as a template (no face pixels)",
-        description="Track a video and save its per-frame head pose, expression coefficients, gaze and "
-                    "expression basis to an .npz file (no pickles, no pixels). `reenact --drive motion.npz` "
-                    "gives the same result as driving with the video (without its audio).")
+        description="Track a video and save its per-frame head pose, expression coefficients, gaze, neutral "
+                    "shape and expression basis to an .npz file (no pickles, no pixels), unsmoothed. "
+                    "`reenact --drive motion.npz` gives the same result as driving with the video (without "
+                    "its audio); smoothing and the other retargeting options are chosen there.")
     p.add_argument("video", type=Path, help="driver video")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="MOTION.npz", help="template to write")
-    add_config_options(p, TransferOptions, only=("smooth",))
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_motion)
 
@@ -235,7 +236,7 @@ def _run_motion(args: argparse.Namespace) -> None:
 
     if args.video.suffix.lower() == ".npz":
         raise UserError(f"{args.video} is already a motion template")
-    motion = load_motion(args.video, config_from_args(args, TransferOptions()).smooth, progress=not args.quiet)
+    motion = load_motion(args.video, progress=not args.quiet)
     path = motion.save(args.output)
     print(f"wrote {path}: {len(motion)} frames at {motion.fps:g} fps, "
           f"{int(motion.params.tracked.sum())} with a tracked face")
@@ -265,8 +266,8 @@ def _live_parser(sub) -> None:
     p = sub.add_parser(
         "live", help="drive the avatar live from a camera (or a video) in real time",
         description="Per frame: capture -> landmarks -> fit -> render -> network -> show, as a pipeline of "
-                    "threads so the stages overlap. The first frame with a face is the driver's neutral "
-                    "reference; when the face is lost the last good motion is held. fps and latency are "
+                    "threads so the stages overlap. Retargeting is the same as `reenact`'s; the driver's rest "
+                    "is refined from the faces of the first 10 seconds; when the face is lost the last good motion is held. fps and latency are "
                     "drawn on the frames. Stop with Ctrl-C (or q in the window).")
     p.add_argument("run", type=Path, metavar="RUN", help="run folder from `styleavatar train`")
     src = p.add_mutually_exclusive_group()
@@ -279,7 +280,7 @@ def _live_parser(sub) -> None:
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
     p.add_argument("--no-stats", action="store_true", help="do not draw fps and latency on the frames")
     p.add_argument("--identity", type=int, default=0, help="identity of a multi-video run (default: 0)")
-    _add_transfer_options(p, skip=("neutral",))  # live: the first face is the reference
+    _add_transfer_options(p)
     p.set_defaults(func=_run_live)
 
 
@@ -387,12 +388,14 @@ def _evaluate_parser(sub) -> None:
         "evaluate", help="score an avatar on its held-out frames and on cross-driving; write an HTML report",
         description="Self-reenactment on the dataset's test split (last 20%%, never trained on): PSNR, SSIM, "
                     "LPIPS (AlexNet) and L1 on the full frame and on the person only. Cross-reenactment for "
-                    "each --drive video: the output is re-tracked and its head pose (deg), expression (mm), "
-                    "eye/mouth openness and jitter are compared with the driver's. Writes metrics.json and "
+                    "each --drive video, at two levels: the retargeted face model against the driver's (mesh: "
+                    "signed mouth/eye openness, brows, pose; no network involved), and the output re-tracked "
+                    "against the driver (image: pose, expression, openness, jitter). Writes metrics.json and "
                     "index.html (tables, truth | avatar | error strips, training curves, videos).")
     p.add_argument("run", type=Path, metavar="RUN", help="run folder from `styleavatar train`")
     p.add_argument("--dataset", type=Path, required=True, metavar="DATASET", help="the avatar's dataset folder")
-    p.add_argument("--drive", type=Path, nargs="*", default=[], metavar="VIDEO", help="driver videos")
+    p.add_argument("--drive", type=Path, nargs="+", action="extend", default=[], metavar="VIDEO",
+                   help="driver videos (repeat the option or list several after it; every one is scored)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="REPORT_DIR", help="report folder")
     p.add_argument("--max-frames", type=int, help="score at most this many held-out frames (evenly spaced)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

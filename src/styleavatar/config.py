@@ -50,7 +50,8 @@ class PreprocessConfig:
     expression_reg: float = 1e-3
     """Ridge weight of the expression least squares, relative to the mean diagonal of the normal matrix."""
     identity_frames: int = 100
-    """Number of first tracked frames whose per-vertex median defines the subject's neutral face shape."""
+    """Most frames whose per-vertex median defines the subject's neutral face shape: the most neutral training
+    frames (lips closed, eyes open, usual head pose), at most a tenth of them."""
     texture_size: int = 256
     """Side of the subject's UV texture, in texels."""
     texture_frames: int = 24
@@ -311,9 +312,9 @@ class TransferOptions:
 
     relative: bool = True
     """Pose and translation relative to the driver's reference frame (else the driver's absolute pose)."""
-    neutral: str = "first"
-    """Driver's neutral/reference frame: 'first', 'auto' (the most neutral frame found automatically) or a frame
-    number."""
+    neutral: str = "auto"
+    """Driver's rest (what counts as no expression and the usual head pose): 'auto' (its most neutral frames:
+    lips closed, eyes open, usual pose), 'first' (its first frame with a face) or a frame number."""
     smooth: float = 1.0
     """Temporal smoothing of the driver's tracked motion: 0 off, 1 default, 2-4 strong."""
     expression_scale: float = 1.0
@@ -327,7 +328,8 @@ class TransferOptions:
         "parse": parse_pose_offset, "metavar": "YAW,PITCH,ROLL"})
     """Degrees added to the avatar's head rotation (e.g. 10,0,0 turns it 10 degrees)."""
     clamp_margin: float = 0.1
-    """Expression coefficients may exceed the avatar's training range by this fraction of the range."""
+    """How far past the avatar's training range (a fraction of it) expression and openness may go before the
+    soft limit holds them."""
 
 
 @dataclass(frozen=True)

@@ -38,3 +38,22 @@ def test_a_template_holding_objects_is_refused(tmp_path):
     np.savez(path, tracked=np.array([object()], dtype=object))
     with pytest.raises(UserError, match="objects"):
         DriverMotion.load(path)
+
+
+def test_a_version_1_template_loads_with_the_canonical_neutral(tmp_path):
+    """Templates written before the neutral shape was stored still drive (deformations are unchanged)."""
+    from styleavatar.tracking.face_model import canonical_mesh
+
+    n, k = 4, 3
+    basis = np.zeros((k, 468, 3))
+    basis[0, 14, 1] = 1.0
+    path = tmp_path / "v1.npz"
+    np.savez_compressed(path, format=np.array("styleavatar-motion"), version=np.array(1), fps=np.array(25.0),
+                        source=np.array("old"), tracked=np.ones(n, bool), scale=np.full(n, 0.02),
+                        rotation=np.repeat(np.eye(3)[None], n, 0), translation=np.zeros((n, 3)),
+                        expression=np.arange(n * k, dtype=float).reshape(n, k), gaze=np.zeros((n, 4)),
+                        basis=basis, coeff_rms=np.ones(k))
+    motion = DriverMotion.load(path)
+    shapes = motion.shapes()
+    assert np.allclose(shapes[:, 13], canonical_mesh().vertices[13])
+    assert np.allclose(shapes[:, 14, 1] - canonical_mesh().vertices[14, 1], [0, 3, 6, 9])

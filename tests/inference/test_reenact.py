@@ -29,8 +29,8 @@ def test_reenact_writes_the_drivers_length_and_side_by_side(tiny_run, drive_clip
 
 def test_reenact_follows_the_drivers_motion(tiny_run, drive_clip, tmp_path):
     moving = DriverMotion.from_video(drive_clip.path, progress=False)
-    frozen = DriverMotion(moving.fps, moving.params.select(np.zeros(len(moving), int)), moving.basis,
-                          moving.coeff_rms, "frame 0 held")
+    frozen = DriverMotion(moving.fps, moving.params.select(np.zeros(len(moving), int)), moving.neutral,
+                          moving.basis, "frame 0 held")
     outs = {}
     for name, motion in (("moving", moving), ("frozen", frozen)):
         motion.save(tmp_path / f"{name}.npz")
@@ -51,6 +51,7 @@ def test_motion_template_drives_like_the_video(tiny_run, drive_clip, tmp_path):
     loaded = DriverMotion.load(npz)
     assert np.allclose(direct.params.rotation, loaded.params.rotation)
     assert np.allclose(direct.params.expression, loaded.params.expression)
+    assert np.allclose(direct.shapes(), loaded.shapes())
     a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
     reenact(tiny_run, drive_clip.path, a, progress=False)
     reenact(tiny_run, npz, b, progress=False)

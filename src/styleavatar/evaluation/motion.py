@@ -1,8 +1,11 @@
-"""How well an output video follows its driver, from the project's own tracking of both.
+"""How well an avatar follows its driver, at two levels.
 
-All measures compare motion *relative to each video's first frame*, so they do not depend on who is
-in the video: head pose error in degrees (APD), expression deformation error in millimetres of the
-canonical head (AED), eye/mouth openness correlation, and landmark jitter.
+- Image level (:func:`compare`): the output video re-tracked with the project's tracker against the
+  driver's tracking. Motion is compared *relative to each video's first frame*, so it does not depend on
+  who is in the video: head pose error in degrees (APD), expression deformation error in millimetres of
+  the canonical head (AED), signed eye/mouth openness correlation, and landmark jitter.
+- Mesh level (:func:`mesh_agreement`): the retargeted face model against the driver's, no network
+  involved. A fault seen at the image level but not here is the network's; one seen here is retargeting's.
 """
 from __future__ import annotations
 
@@ -11,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import PreprocessConfig
-from ..tracking.face_model import EYES, MOUTH, NUM_POINTS
+from ..tracking.face_model import EYES, MOUTH, NUM_POINTS, brow_raise, openness
 from ..tracking.fit import FrameParams, SubjectModel
 from ..tracking.procrustes import rotation_angle_degrees
-from ..tracking.video import track_video
+from ..tracking.video import driver_config, track_video
 
 
 
@@ -30,8 +32,7 @@ class Track:
     @classmethod
     def of_video(cls, video: Path, progress: bool = True) -> "Track":
         """Track and fit ``video`` (faces down to 32 px; frames without a face are filled from neighbours)."""
-        cfg = PreprocessConfig(min_tracked_fraction=0.0, min_face_px=32)
-        _, _, _, landmarks, subject, params = track_video(video, cfg, progress)
+        _, _, _, landmarks, subject, params = track_video(video, driver_config(), progress)
         return cls(landmarks, params, subject)
 
     def deformation(self) -> np.ndarray:
@@ -41,18 +42,7 @@ class Track:
 
     def relative_rotation(self) -> np.ndarray:
         """(N, 3, 3) head rotation relative to the first frame."""
-        r = self.params.rotation
-        return r @ r[0].T
-
-
-def openness(landmarks: np.ndarray, parts) -> np.ndarray:
-    """(N,) mean gap / width of the given parts (``EYES`` or ``MOUTH``) from (N, 478, >=2) landmarks."""
-    vals = []
-    for (upper, lower), (c0, c1) in parts:
-        gap = np.linalg.norm(landmarks[:, upper, :2] - landmarks[:, lower, :2], axis=1)
-        width = np.linalg.norm(landmarks[:, c0, :2] - landmarks[:, c1, :2], axis=1)
-        vals.append(gap / np.maximum(width, 1e-9))
-    return np.mean(vals, axis=0)
+        return _relative_rotation(self.params.rotation)
 
 
 def jitter(landmarks: np.ndarray) -> float:
@@ -69,6 +59,36 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
     if a.std() < 1e-9 or b.std() < 1e-9:
         return None
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def _relative_rotation(r: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations relative to the first frame's."""
+    return r @ r[0].T
+
+
+def mesh_agreement(driver_shapes: np.ndarray, driver: FrameParams, output: FrameParams,
+                   subject: SubjectModel) -> dict[str, float | None]:
+    """How closely the retargeted face model follows the driver's (no network involved).
+
+    Args:
+        driver_shapes: (N, 468, 3) the driver's head-frame shapes; driver: its N frames (pose).
+        output: the avatar's N retargeted frames; subject: the avatar's face model.
+    Returns:
+        signed mouth and eye openness correlation, brow raise correlation, head pose error (degrees, motion
+        relative to each side's first frame) and the mean |change| of openness per frame, output / driver.
+    """
+    shapes = subject.shape(output.expression)
+    pose = rotation_angle_degrees(_relative_rotation(driver.rotation), _relative_rotation(output.rotation))
+    mouth_d, mouth_o = openness(driver_shapes, MOUTH), openness(shapes, MOUTH)
+    step_d = np.abs(np.diff(mouth_d)).mean() if len(mouth_d) > 1 else 0.0
+    step_o = np.abs(np.diff(mouth_o)).mean() if len(mouth_o) > 1 else 0.0
+    return {
+        "mesh_mouth_corr": _corr(mouth_d, mouth_o),
+        "mesh_eye_corr": _corr(openness(driver_shapes, EYES), openness(shapes, EYES)),
+        "mesh_brow_corr": _corr(brow_raise(driver_shapes), brow_raise(shapes)),
+        "mesh_pose_error_deg": float(pose.mean()),
+        "mesh_mouth_step_ratio": float(step_o / step_d) if step_d > 0 else None,
+    }
 
 
 def compare(driver: Track, output: Track) -> dict[str, float | None]:

@@ -25,6 +25,7 @@ from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import render_frame, resize_image, resize_uv
 from ..runtime import Runtime, choose
 from ..tracking.fit import FrameParams, Pose, SubjectModel
+from ..tracking.retarget import AvatarRange
 
 
 _RUNTIMES: dict[tuple, Runtime] = {}
@@ -50,6 +51,7 @@ class Avatar:
 
     def __post_init__(self) -> None:
         self._local = threading.local()
+        self._range: AvatarRange | None = None
 
     @property
     def rasterizer(self) -> Rasterizer:
@@ -91,9 +93,15 @@ class Avatar:
     def device(self) -> torch.device:
         return self.w.device
 
+    def motion_range(self) -> AvatarRange:
+        """The avatar's rest and the range of expression, openness and pose it saw in its training frames."""
+        if self._range is None:
+            self._range = AvatarRange.of_training(self.subject, self.params, range(*self.meta["split"]["train"]))
+        return self._range
+
     def reference_pose(self) -> Pose:
-        """The avatar's median pose over its training frames (where relative driving starts from)."""
-        return Pose.median(self.params, range(*self.meta["split"]["train"]))
+        """The avatar's rest pose: median pose over its training frames (where relative driving starts from)."""
+        return self.motion_range().rest.pose
 
     def renders(self, params: FrameParams, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame i's texture render (R, R, 3) uint8 and UV render (R, R, 3) float32 at the model's render size."""

@@ -1,25 +1,26 @@
 """A driver's per-frame motion: tracked from a video, or saved to / loaded from a motion template.
 
 A motion template (``styleavatar motion VIDEO -o motion.npz``) holds only geometry: per-frame pose,
-expression coefficients, gaze, and the driver's expression basis (so deformations can be rebuilt). No
-face pixels and no pickled objects; it is read with ``allow_pickle=False``.
+expression coefficients, gaze, and the driver's neutral shape and expression basis (so its head-frame
+shapes can be rebuilt). No face pixels and no pickled objects; it is read with ``allow_pickle=False``.
+Motion is stored unsmoothed: smoothing belongs to retargeting (:mod:`..tracking.retarget`).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..config import PreprocessConfig
 from ..errors import UserError
 from ..io.atomic import atomic_file
+from ..tracking.face_model import canonical_mesh
 from ..tracking.fit import FrameParams
-from ..tracking.video import track_video
+from ..tracking.video import driver_config, track_video
 
 MOTION_FORMAT = "styleavatar-motion"
-MOTION_VERSION = 1
+MOTION_VERSION = 2
+"""2 adds the driver's neutral shape; version 1 templates load with the canonical mesh in its place."""
 MAX_MOTION_FRAMES = 216_000
 """Most frames a motion template may hold (two hours at 30 frames/s)."""
 MAX_MOTION_BYTES = 1 << 30
@@ -57,32 +58,24 @@ def check_motion_file(path: Path) -> None:
 class DriverMotion:
     """Per-frame motion of a driver (N frames, K expression dimensions of the driver's own basis).
 
-    Poses are crop-normalised (the driver's own crop); expression deformations are in the head frame.
+    Poses are crop-normalised (the driver's own crop); shapes are in the head frame.
     """
 
     fps: float
     params: FrameParams
+    neutral: np.ndarray
+    """(468, 3) the driver's neutral shape, head frame."""
     basis: np.ndarray
     """(K, 468, 3) the driver's expression basis."""
-    coeff_rms: np.ndarray
-    """(K,) RMS of each coefficient over the driver's video (to find its most neutral frame)."""
     source: str = ""
     """Where the motion came from (a file name; informative only)."""
 
     def __len__(self) -> int:
         return len(self.params)
 
-    def deformation(self, reference: int) -> np.ndarray:
-        """(N, 468, 3) expression deformation of every frame relative to frame ``reference``."""
-        delta = self.params.expression - self.params.expression[reference]
-        return np.einsum("nk,kpc->npc", delta, self.basis)
-
-    def most_neutral_frame(self) -> int:
-        """Tracked frame with the smallest expression (coefficients in units of their RMS), facing the camera."""
-        p = self.params
-        expr = np.linalg.norm(p.expression / (self.coeff_rms + 1e-8), axis=1)
-        pose = np.abs(p.euler()[:, :2]).sum(1) / 30.0  # 30 degrees of yaw+pitch weigh like 1 RMS
-        return int(np.argmin(np.where(p.tracked, expr + pose, np.inf)))
+    def shapes(self) -> np.ndarray:
+        """(N, 468, 3) the driver's head-frame shape in every frame."""
+        return self.neutral + np.einsum("nk,kpc->npc", self.params.expression, self.basis)
 
     # ------------------------------------------------------------------------------------ files
     def save(self, path: str | Path) -> Path:
@@ -94,8 +87,8 @@ class DriverMotion:
                 np.savez_compressed(
                     f, format=np.array(MOTION_FORMAT), version=np.array(MOTION_VERSION), fps=np.array(self.fps),
                     source=np.array(self.source), tracked=p.tracked, scale=p.scale, rotation=p.rotation,
-                    translation=p.translation, expression=p.expression, gaze=p.gaze, basis=self.basis,
-                    coeff_rms=self.coeff_rms)
+                    translation=p.translation, expression=p.expression, gaze=p.gaze, neutral=self.neutral,
+                    basis=self.basis)
         return path
 
     @classmethod
@@ -113,25 +106,26 @@ class DriverMotion:
             raise UserError(f"{path} has motion format version {int(data['version'])}; upgrade styleavatar")
         params = FrameParams(data["tracked"].astype(bool), data["scale"], data["rotation"], data["translation"],
                              data["expression"], data["gaze"])
-        return cls(float(data["fps"]), params, data["basis"], data["coeff_rms"], str(data["source"]))
+        neutral = data["neutral"] if "neutral" in data else canonical_mesh().vertices
+        return cls(float(data["fps"]), params, neutral, data["basis"], str(data["source"]))
 
     @classmethod
-    def from_video(cls, video: str | Path, smooth: float = 1.0, progress: bool = True) -> "DriverMotion":
-        """Track a driver video with the same tracker and fit as preprocess.
+    def from_video(cls, video: str | Path, progress: bool = True) -> "DriverMotion":
+        """Track a driver video with the same tracker and fit as preprocess (unsmoothed; every frame shapes
+        the driver's neutral and basis).
 
         Frames where the face is lost are filled from the neighbouring good frames (held at the ends);
         a video with no face at all is an error.
         """
-        cfg = dataclasses.replace(PreprocessConfig(), smooth=smooth, min_tracked_fraction=0.0, min_face_px=32)
-        info, _, _, _, subject, params = track_video(Path(video), cfg, progress)
-        return cls(info.fps, params, subject.basis, subject.coeff_rms, Path(video).name)
+        info, _, _, _, subject, params = track_video(Path(video), driver_config(), progress)
+        return cls(info.fps, params, subject.neutral, subject.basis, Path(video).name)
 
 
-def load_motion(source: str | Path, smooth: float = 1.0, progress: bool = True) -> DriverMotion:
+def load_motion(source: str | Path, progress: bool = True) -> DriverMotion:
     """A motion template (.npz) or a video file -> DriverMotion; clear errors for missing/bad files."""
     source = Path(source)
     if not source.exists():
         raise UserError(f"driver not found: {source}")
     if source.suffix.lower() == ".npz":
         return DriverMotion.load(source)
-    return DriverMotion.from_video(source, smooth, progress)
+    return DriverMotion.from_video(source, progress)

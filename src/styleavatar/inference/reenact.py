@@ -1,6 +1,6 @@
 """``styleavatar reenact``: drive a trained avatar with another video (or a motion template) into an mp4.
 
-Per frame: the driver's motion is transferred to the avatar's face model (:mod:`.transfer`), rendered,
+Per frame: the driver's motion is retargeted to the avatar's face model (:mod:`..tracking.retarget`), rendered,
 and run through the per-frame network; rendering runs in a background thread so it overlaps the network.
 Options: side-by-side (driver | avatar) and paste-back into the avatar's own full-resolution video.
 """
@@ -22,9 +22,9 @@ from ..errors import UserError
 from ..io.prefetch import prefetch
 from ..io.video import VideoWriter, probe, read_frames
 from ..tracking.fit import FrameParams
+from ..tracking.retarget import retarget
 from .avatar import Avatar
 from .motion import DriverMotion, load_motion
-from .transfer import transfer
 
 
 @dataclass
@@ -36,6 +36,10 @@ class ReenactSummary:
     audio: bool
     network: str = ""
     """How the network ran: 'onnx' or the PyTorch runtime's label ('fp32', 'bf16+cl')."""
+    motion: DriverMotion | None = None
+    """The driver's tracked motion."""
+    params: FrameParams | None = None
+    """The avatar's retargeted per-frame parameters (what was rendered)."""
 
     def describe(self) -> str:
         return (f"wrote {self.output}: {self.frames} frames at {self.fps:g} fps{' with audio' if self.audio else ''}, "
@@ -115,11 +119,12 @@ def reenact(run: str | Path, drive: str | Path, output: str | Path, options: Ree
     avatar = Avatar.load(run, options.identity, device)
     if options.onnx is not None:
         avatar.use_onnx(options.onnx)
-    motion: DriverMotion = load_motion(drive, options.transfer.smooth, progress)
+    motion: DriverMotion = load_motion(drive, progress)
     is_video = drive.suffix.lower() != ".npz"
     if options.side_by_side and not is_video:
         raise UserError("--side-by-side needs a driver video (a motion template holds no pixels)")
-    params = transfer(motion, avatar.subject, avatar.reference_pose(), options.transfer)
+    params = retarget(motion.shapes(), motion.params, motion.fps, avatar.subject, avatar.motion_range(),
+                      options.transfer)
     audio = is_video and probe(drive).audio_codec is not None
     out_size = avatar.cfg.output_size
     drivers = _driver_frames(drive, out_size) if options.side_by_side else None
@@ -143,4 +148,5 @@ def reenact(run: str | Path, drive: str | Path, output: str | Path, options: Ree
                 writer.write(frame)
                 bar.update()
     network = "onnx" if options.onnx is not None else avatar.runtime.label()
-    return ReenactSummary(output, len(params), time.perf_counter() - start, motion.fps, audio, network)
+    return ReenactSummary(output, len(params), time.perf_counter() - start, motion.fps, audio, network, motion,
+                          params)

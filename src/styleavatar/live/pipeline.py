@@ -256,7 +256,7 @@ def run_pipeline(avatar: Avatar, frames: Iterator[np.ndarray], sinks: list[Calla
                  progress: Callable[[int], None] | None = None) -> Timings:
     """Run the live loop until ``frames`` ends (or ``max_seconds``); returns the timings."""
     times = Timings()
-    driver = LiveDriver(avatar.subject, avatar.reference_pose(), fps, options)
+    driver = LiveDriver(avatar.subject, avatar.motion_range(), fps, options)
     q_track, q_render, q_net, q_out = (queue.Queue(maxsize=2) for _ in range(4))
     errors: list[BaseException] = []
 

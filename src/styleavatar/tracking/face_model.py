@@ -33,6 +33,9 @@ EYES = (((159, 145), (33, 133)), ((386, 374), (263, 362)))
 """Openness parts of the eyes: per eye (upper lid, lower lid) and (corner, corner); openness = gap / width."""
 MOUTH = (((13, 14), (78, 308)),)
 """Openness part of the mouth: inner lips (upper, lower) and mouth corners."""
+BROWS = ((46, 53, 52, 65, 55, 70, 63, 105, 66, 107), (276, 283, 282, 295, 285, 300, 293, 334, 296, 336))
+"""Right and left eyebrow points (lower and upper edge)."""
+OUTER_LIP_RING = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 IRIS_CENTRES = (468, 473)
 """Landmarks at the centre of the two irises (468-477 exist only with refined landmarks)."""
 NUM_POINTS = 468
@@ -171,3 +174,48 @@ def render_vertices(shape: np.ndarray, gaze: np.ndarray) -> np.ndarray:
     ring[..., 2] += MOUTH_DEPTH  # +z is away from the viewer: set the mouth interior back
     out[..., topo.mouth_centre, :] = ring
     return out
+
+
+def _down_normal(points: np.ndarray, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normal (..., 2) of the line from corner c0 to corner c1, pointing down the image, and the width."""
+    u = points[..., c1, :2] - points[..., c0, :2]
+    width = np.maximum(np.linalg.norm(u, axis=-1), 1e-9)
+    n = np.stack([-u[..., 1], u[..., 0]], -1) / width[..., None]
+    return n * np.where(n[..., 1:] < 0, -1.0, 1.0), width
+
+
+def openness(points: np.ndarray, parts) -> np.ndarray:
+    """Signed openness of ``EYES`` or ``MOUTH``: the lower point's distance below the upper one, measured
+    across the corner-to-corner line and divided by the corner distance, averaged over the parts.
+
+    Positive when open, about 0 when closed, negative when the lips cross. Being a ratio it compares across
+    people, and measured across the corner line it does not change with head roll.
+
+    Args:
+        points: (..., >=468, >=2) landmarks or model points, y down (image frame or head frame).
+    Returns:
+        (...) openness ratio.
+    """
+    vals = []
+    for (upper, lower), (c0, c1) in parts:
+        normal, width = _down_normal(points, c0, c1)
+        gap = points[..., lower, :2] - points[..., upper, :2]
+        vals.append((gap * normal).sum(-1) / width)
+    return np.mean(vals, axis=0)
+
+
+def brow_raise(points: np.ndarray) -> np.ndarray:
+    """Height of the eyebrows above the eye corners' line, in eye widths, averaged over both sides.
+
+    Args:
+        points: (..., >=468, >=2) landmarks or model points, y down.
+    Returns:
+        (...) brow height (larger = raised).
+    """
+    vals = []
+    for brow, (c0, c1) in zip(BROWS, EYE_CORNERS):
+        normal, width = _down_normal(points, c0, c1)
+        centre = (points[..., c0, :2] + points[..., c1, :2]) / 2
+        above = ((centre[..., None, :] - points[..., list(brow), :2]) * normal[..., None, :]).sum(-1)
+        vals.append(above.mean(-1) / width)
+    return np.mean(vals, axis=0)

@@ -1,8 +1,9 @@
 """Fitting the face model to a whole video's landmarks (paper Eq. 1-2, with the MediaPipe mesh).
 
 Per frame: scale, rotation and translation by weighted Procrustes on the rigid points; the subject's
-neutral shape is the per-vertex median of the first frames, aligned; the expression is K coefficients
-of a basis learnt from the subject's own video, solved by regularised least squares; gaze comes from the
+neutral shape is the per-vertex median of its most neutral training frames (lips closed, eyes open, facing
+the camera; :func:`rest_frames`), aligned; the expression is K coefficients of a basis learnt from the
+training frames of the subject's own video, solved by regularised least squares; gaze comes from the
 iris landmarks. Missing frames are filled by interpolating the parameters, and everything is smoothed
 over time.
 
@@ -18,7 +19,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from .expression import learn_basis, solve_coefficients
-from .face_model import IRIS_CENTRES, NUM_POINTS, canonical_mesh, eye_frames, point_weights, render_vertices
+from .face_model import (EYES, IRIS_CENTRES, MOUTH, NUM_POINTS, canonical_mesh, eye_frames, openness,
+                         point_weights, render_vertices)
 from .procrustes import apply_similarity, euler_degrees, fit_pose_2d, invert_similarity, weighted_procrustes
 from .smoothing import smooth_offline
 
@@ -32,11 +34,11 @@ class SubjectModel:
     basis: np.ndarray
     """(K, 468, 3) expression basis (orthonormal as 1404-vectors)."""
     coeff_rms: np.ndarray
-    """(K,) root-mean-square of each coefficient over the video."""
+    """(K,) root-mean-square of each coefficient over the training frames."""
     coeff_min: np.ndarray
-    """(K,) smallest coefficient seen in the video (for clamping transferred expressions)."""
+    """(K,) smallest coefficient seen in the training frames."""
     coeff_max: np.ndarray
-    """(K,) largest coefficient seen in the video."""
+    """(K,) largest coefficient seen in the training frames."""
     texture: np.ndarray | None = None
     """(T, T, 3) uint8 RGB texture in UV space, or None before it is baked."""
 
@@ -120,6 +122,32 @@ def gaze_offsets(aligned: np.ndarray, landmarks_head: np.ndarray) -> np.ndarray:
     return ((iris - centres[..., :2]) / widths[..., None]).reshape(len(aligned), 4)
 
 
+REST_TURN_DEG = 15.0
+"""Frames turned further than this (yaw + pitch, degrees) from the median pose are not taken as a rest."""
+
+
+def rest_frames(shapes: np.ndarray, euler: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` most neutral frames: lips closed, eyes open, head near its usual pose.
+
+    Frames that blink (eyes under 80% of their median openness) or whose yaw + pitch are over
+    ``REST_TURN_DEG`` from the median pose are passed over while others remain; the rest are ranked by
+    the mouth's openness, most closed first. (Shapes are in the head frame, so a moderate turn does not
+    change them; a large one distorts MediaPipe's mesh.)
+
+    Args:
+        shapes: (N, 468, >=2) head-frame shapes or landmarks (y down).
+        euler: (N, 3) yaw, pitch, roll in degrees.
+        count: how many frames to return (capped by N).
+    Returns:
+        (min(count, N),) frame indices, most neutral first.
+    """
+    mouth, eyes = openness(shapes, MOUTH), openness(shapes, EYES)
+    turn = np.abs(euler[:, :2] - np.median(euler[:, :2], 0)).sum(1)
+    passed_over = (eyes < 0.8 * np.median(eyes)) | (turn > REST_TURN_DEG)
+    order = np.lexsort((mouth, passed_over))  # eligible frames first, then by mouth openness
+    return order[:max(1, min(count, len(order)))]
+
+
 def _interpolate(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Fill rows where ``known`` is False by linear interpolation over the frame index (held at the ends)."""
     out = values.copy()
@@ -145,7 +173,7 @@ def _align(shape: np.ndarray, targets: np.ndarray, weights: np.ndarray):
 
 def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expression_dims: int = 32,
                   expression_reg: float = 1e-3, identity_frames: int = 100, smooth: float = 1.0,
-                  iterations: int = 2) -> tuple[SubjectModel, FrameParams]:
+                  iterations: int = 2, train_fraction: float = 1.0) -> tuple[SubjectModel, FrameParams]:
     """Fit the face model to a video's landmarks.
 
     Args:
@@ -154,9 +182,12 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
         fps: frame rate (for smoothing).
         expression_dims: K.
         expression_reg: ridge weight of the expression solve (relative).
-        identity_frames: how many first tracked frames define the neutral shape (per-vertex median).
+        identity_frames: how many of the most neutral training frames define the neutral shape (per-vertex
+            median; at most a tenth of the training frames).
         smooth: smoothing strength (0 = off).
         iterations: alternations of the rigid fit (Eq. 1) and the expression solve (Eq. 2).
+        train_fraction: the first ``round(train_fraction * N)`` frames are the training split: only they
+            shape the neutral, the basis and the coefficient statistics (the rest stays held out).
     Returns:
         the subject model (without texture) and the per-frame parameters (all N frames).
     """
@@ -164,12 +195,16 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
     obs = landmarks[tracked]
     pts = obs[:, :NUM_POINTS]
     w = point_weights()
-    _, _, _, aligned = _align(canonical_mesh().vertices, pts, w)
-    neutral = np.median(aligned[:identity_frames], axis=0)
+    # Training rows among the tracked ones (at least one, so that a tiny clip still fits).
+    train = np.arange(len(landmarks))[tracked] < max(1, round(train_fraction * len(landmarks)))
+    train[0] = True
+    _, rc, _, aligned = _align(canonical_mesh().vertices, pts, w)
+    rest = rest_frames(aligned[train], euler_degrees(rc[train]), min(identity_frames, max(1, train.sum() // 10)))
+    neutral = np.median(aligned[train][rest], axis=0)
     s, r, t = fit_pose_2d(neutral, pts, w)
     aligned = invert_similarity(pts, s, r, t)
     residual = aligned - neutral
-    basis, _ = learn_basis(residual, expression_dims)
+    basis, _ = learn_basis(residual[train], expression_dims)
     coeffs = solve_coefficients(residual, basis, reg=expression_reg)
     for _ in range(iterations - 1):  # re-fit the pose to the expressive shape, then the expression again
         shape = neutral + np.einsum("nk,kpc->npc", coeffs, basis)
@@ -194,7 +229,8 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
     rot = (ref * Rotation.from_rotvec(both[:, :3])).as_matrix()
     k = coeffs.shape[1]
     params = FrameParams(tracked, np.exp(both[:, 3]), rot, both[:, 4:7], both[:, 7:7 + k], both[:, 7 + k:])
-    subject = SubjectModel(neutral, basis, np.sqrt((coeffs ** 2).mean(0)), coeffs.min(0), coeffs.max(0))
+    seen = coeffs[train]
+    subject = SubjectModel(neutral, basis, np.sqrt((seen ** 2).mean(0)), seen.min(0), seen.max(0))
     return subject, params
 
 

@@ -54,20 +54,22 @@ def _run(x: np.ndarray, fps: float, min_cutoff: float, beta: float) -> np.ndarra
     return np.stack([f(row) for row in x])
 
 
-def smooth_offline(x: np.ndarray, fps: float, strength: float) -> np.ndarray:
+def smooth_offline(x: np.ndarray, fps: float, strength: float, units: np.ndarray | float | None = None) -> np.ndarray:
     """Zero-lag smoothing of a whole sequence.
 
     Args:
         x: (N, D) signal, one row per frame.
         fps: frame rate in Hz.
         strength: 0 returns ``x`` unchanged; larger is smoother (see :func:`strength_to_params`).
+        units: (D,) or scalar unit of each channel (the filter works in these units); None: each channel's
+            standard deviation over the sequence.
     Returns:
         (N, D) smoothed signal.
     """
     x = np.asarray(x, np.float64)
     if strength <= 0 or len(x) < 3:
         return x.copy()
-    scale = x.std(0) + 1e-8  # filter in units of each channel's spread
+    scale = x.std(0) + 1e-8 if units is None else units  # the filter works in these units
     z = x / scale
     min_cutoff, beta = strength_to_params(strength)
     fwd = _run(z, fps, min_cutoff, beta)

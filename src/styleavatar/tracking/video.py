@@ -5,6 +5,8 @@ same two steps (:func:`track_landmarks`, :func:`fit_tracked`) and checkpoints be
 """
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 import time
 from pathlib import Path
@@ -98,12 +100,19 @@ def fit_tracked(video: Path, info: VideoInfo, cfg: PreprocessConfig, landmarks: 
     crop = choose_crop(boxes, info.width, info.height, cfg.portrait_scale, cfg.crop_scale)
     norm = crop.normalise(landmarks)
     subject, params = fit_landmarks(norm, tracked, cfg.fps or info.fps, cfg.expression_dims, cfg.expression_reg,
-                                    cfg.identity_frames, cfg.smooth)
+                                    cfg.identity_frames, cfg.smooth, train_fraction=cfg.train_fraction)
     roll = float(np.median(params.euler()[tracked, 2]))
     if abs(roll) > 60:
         raise UserError(f"{video.name} is sideways: the face is rolled {roll:.0f} degrees in the image; "
                         "rotate the video (or fix its rotation metadata) first")
     return crop, norm, subject, params, size_px
+
+
+def driver_config() -> PreprocessConfig:
+    """How a driver (or an output to be scored) is tracked: unsmoothed, every frame in the fit (no held-out
+    split), faces down to 32 px, frames without a face filled from their neighbours."""
+    return dataclasses.replace(PreprocessConfig(), smooth=0.0, train_fraction=1.0, min_tracked_fraction=0.0,
+                               min_face_px=32)
 
 
 def track_video(video: Path, cfg: PreprocessConfig, progress: bool = True
