@@ -33,3 +33,25 @@ def test_jitter_grows_with_noise(rng):
     pts[..., 1] = np.linspace(0, 1, 478)[None]
     assert jitter(pts) < 1e-9
     assert jitter(pts + rng.normal(0, 1e-3, pts.shape)) < jitter(pts + rng.normal(0, 1e-2, pts.shape))
+
+
+def test_mesh_agreement_tells_a_mouth_moving_against_the_driver(drive_clip):
+    """A model that follows the driver scores 1; one whose lips move the other way scores about -1."""
+    from styleavatar.evaluation.motion import mesh_agreement
+    from styleavatar.tracking.face_model import MOUTH, openness
+    from styleavatar.tracking.retarget import openness_gradient
+
+    track = Track.of_video(drive_clip.path, progress=False)
+    subject, p = track.subject, track.params
+    shapes = subject.shape(p.expression)
+    same = mesh_agreement(shapes, p, p, subject)
+    assert same["mesh_mouth_corr"] > 0.999 and same["mesh_eye_corr"] > 0.999 and same["mesh_brow_corr"] > 0.999
+    assert same["mesh_pose_error_deg"] < 1e-6
+    # Mirror the lip gap around its mean through the mouth's gradient direction: the lips now close as the
+    # driver's open.
+    a, b = openness_gradient(subject, MOUTH)
+    gap = p.expression @ a + b
+    against = p.expression + np.outer(2 * (gap.mean() - gap), a) / (a @ a)
+    assert np.corrcoef(openness(subject.shape(against), MOUTH), gap)[0, 1] < -0.9
+    flipped = mesh_agreement(shapes, p, dataclasses.replace(p, expression=against), subject)
+    assert flipped["mesh_mouth_corr"] < -0.9

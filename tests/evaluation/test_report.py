@@ -14,8 +14,10 @@ from styleavatar.rendering.render import resize_image, resize_uv
 
 def test_evaluate_writes_the_report(tiny_run, astro_dataset, drive_clip, tmp_path, capsys):
     out = tmp_path / "report"
+    second = tmp_path / "second.mp4"
+    second.write_bytes(drive_clip.path.read_bytes())
     assert main(["evaluate", str(tiny_run), "--dataset", str(astro_dataset.output), "--drive",
-                 str(drive_clip.path), "-o", str(out), "--max-frames", "8", "--quiet"]) == 0
+                 str(drive_clip.path), "-o", str(out), "--max-frames", "8", "--quiet", "--drive", str(second)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["format"] == "styleavatar-metrics" and metrics["version"] == 1
     s = metrics["self_reenactment"]
@@ -31,10 +33,16 @@ def test_evaluate_writes_the_report(tiny_run, astro_dataset, drive_clip, tmp_pat
     truth = ds.frame_window(i, cfg.crop_size, cfg.output_size)
     mse = np.mean((image[0] / 255.0 - truth / 255.0) ** 2)
     assert s["per_frame"]["psnr"][0] == pytest.approx(10 * np.log10(1 / mse), abs=0.05)
-    assert len(metrics["cross_reenactment"]) == 1 and "skipped" in metrics["fid"]["reason"]
+    cross = metrics["cross_reenactment"]
+    assert [c["driver"] for c in cross] == ["drive.mp4", "second.mp4"]  # every --drive is scored
+    assert "skipped" in metrics["fid"]["reason"]
+    for c in cross:  # the mesh level (retargeting alone) beside the image level
+        assert c["mesh_mouth_corr"] > 0.8 and c["mesh_pose_error_deg"] < 2.5, c
+        assert c["mesh_mouth_corr"] == pytest.approx(cross[0]["mesh_mouth_corr"])
     page = (out / "index.html").read_text()
     assert "Self-reenactment" in page and "strips.png" in page and "curves.png" in page
-    for name in ("strips.png", "curves.png", "self_reenactment.mp4", "cross_drive.mp4"):
+    assert "mouth corr (mesh)" in page
+    for name in ("strips.png", "curves.png", "self_reenactment.mp4", "cross_drive.mp4", "cross_second.mp4"):
         assert (out / name).exists(), name
     assert "held-out" in capsys.readouterr().out
     assert main(["evaluate", str(tiny_run), "--dataset", str(tmp_path), "-o", str(out)]) == 2

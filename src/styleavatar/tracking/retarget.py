@@ -20,7 +20,6 @@ video, or the frames seen so far) and in the smoothing (zero-lag, or causal).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -336,7 +335,8 @@ def retarget(shapes: np.ndarray, params: FrameParams, fps: float, subject: Subje
 
 class LiveRetargeter:
     """Causal retargeting, one frame at a time: the driver's rest is refined from the frames seen during the
-    first ``calibration_s`` seconds (same rule as offline), then held; smoothing is the forward pass only."""
+    first ``calibration_s`` seconds (same rule as offline; with ``neutral='first'`` it is the first frame, and
+    a frame number counts as 'auto'), then held; smoothing is the forward pass only."""
 
     def __init__(self, subject: SubjectModel, avatar: AvatarRange, fps: float,
                  options: TransferOptions = TransferOptions(), calibration_s: float = 10.0, refresh: int = 15):
