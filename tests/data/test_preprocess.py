@@ -10,10 +10,9 @@ from styleavatar.config import PREPROCESS_PRESETS, PreprocessConfig
 from styleavatar.data.dataset import Dataset
 from styleavatar.data.preprocess import preprocess
 from styleavatar.errors import UserError
-from styleavatar.evaluation.motion import openness
 from styleavatar.io.atomic import folder_lock, partial_path
 from styleavatar.io.video import VideoWriter, probe
-from styleavatar.tracking.face_model import MOUTH
+from styleavatar.tracking.face_model import MOUTH, openness
 from styleavatar.tracking.fit import reprojection_error
 from styleavatar.tracking.procrustes import rotation_error_degrees, rotation_from_euler
 
