@@ -41,18 +41,29 @@ def _cell(row: dict, key: str) -> str:
     return text
 
 
-def _table(rows: list[dict]) -> str:
-    head = ("| driver | frames | mouth corr. mesh | mouth corr. image | eye corr. mesh | eye corr. image | "
-            "brow corr. mesh | pose error mesh (deg) | pose error image (deg) | jitter output / driver |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+COLUMNS = (("mesh_mouth_corr", "mouth corr. mesh"), ("mouth_openness_corr", "mouth corr. image"),
+           ("mesh_eye_corr", "eye corr. mesh"), ("eye_openness_corr", "eye corr. image"),
+           ("mesh_brow_corr", "brow corr. mesh"), ("mesh_pose_error_deg", "pose error mesh (deg)"),
+           ("pose_error_deg", "pose error image (deg)"), ("jitter_ratio", "jitter output / driver"))
+BEFORE_COLUMNS = (("mouth_openness_corr", "mouth corr. image, before"), ("eye_openness_corr", "eye corr. image, before"),
+                  ("pose_error_deg", "pose error image, before"))
+"""Image-level figures of an earlier report (``--before``) shown beside the new ones."""
+
+
+def _table(rows: list[dict], before: dict[str, dict]) -> str:
+    cols = list(COLUMNS) + (list(BEFORE_COLUMNS) if before else [])
+    head = ("| driver | frames | " + " | ".join(h for _, h in cols) + " |\n| --- | ---: |"
+            + " ---: |" * len(cols) + "\n")
     lines = []
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['driver']} | {r['error']} |" + " |" * 8)
+            lines.append(f"| {r['driver']} | {r['error']} |" + " |" * len(cols))
             continue
-        keys = ("mesh_mouth_corr", "mouth_openness_corr", "mesh_eye_corr", "eye_openness_corr", "mesh_brow_corr",
-                "mesh_pose_error_deg", "pose_error_deg", "jitter_ratio")
-        lines.append(f"| {r['driver']} | {r['frames']} | " + " | ".join(_cell(r, k) for k in keys) + " |")
+        cells = [_cell(r, k) for k, _ in COLUMNS]
+        if before:
+            old = before.get(r["driver"], {})
+            cells += ["-" if old.get(k) is None else f"{old[k]:.2f}" for k, _ in BEFORE_COLUMNS]
+        lines.append(f"| {r['driver']} | {r['frames']} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -74,6 +85,7 @@ def main() -> None:
     ap.add_argument("--drivers", type=Path, default=ROOT.parent / "shared" / "data" / "drive")
     ap.add_argument("--side-by-side", nargs="*", default=[], metavar="NAME", help="driver file names")
     ap.add_argument("--label", default="", help="what the avatar is (for the section's text)")
+    ap.add_argument("--before", type=Path, help="metrics.json of an earlier evaluate, shown beside")
     args = ap.parse_args()
 
     from styleavatar.config import ReenactOptions
@@ -88,17 +100,23 @@ def main() -> None:
         reenact(args.run, args.drivers / name, args.output / f"side_by_side_{Path(name).stem}.mp4",
                 ReenactOptions(side_by_side=True))
     rows = summary.metrics["cross_reenactment"]
+    before = {}
+    if args.before:
+        before = {r["driver"]: r for r in json.loads(args.before.read_text())["cross_reenactment"]}
     (args.output / "retarget_rows.json").write_text(json.dumps(rows, indent=2) + "\n")
     misses = _misses(rows)
     command = (f".venv/bin/python benchmarks/retarget.py {args.run} --dataset {args.dataset} -o {args.output}"
-               + (f" --side-by-side {' '.join(args.side_by_side)}" if args.side_by_side else ""))
+               + (f" --side-by-side {' '.join(args.side_by_side)}" if args.side_by_side else "")
+               + (f" --before {args.before}" if args.before else ""))
     text = (f"## cross-reenactment (every driver)\n\n`{command}`\n\n{machine()}; {cpu_class()}. "
             f"{args.label} {len(drivers)} drivers from ../shared/data/drive, {seconds / 60:.0f} min in all. "
             "Mesh: the retargeted face model against the driver's tracked face model (no network). Image: the "
             "output video re-tracked with the project's tracker against the driver's tracking (pose relative "
             "to each video's first frame). Openness is signed (lips that cross count negative). Bold: misses "
             "its goal (mouth >= 0.85 mesh and >= 0.7 image, eyes >= 0.7, pose error <= 2.5 deg, jitter <= 1.2x "
-            "the driver's).\n\n" + _table(rows) + "\n"
+            "the driver's)."
+            + (" Before: the same figures from the report in `--before`." if before else "")
+            + "\n\n" + _table(rows, before) + "\n"
             + (f"Misses: {'; '.join(misses)}.\n" if misses else "Every driver meets every goal.\n"))
     write_section("cross-reenactment (every driver)", text)
     print(text)
