@@ -202,17 +202,44 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
     rest = rest_frames(aligned[train], euler_degrees(rc[train]), min(identity_frames, max(1, train.sum() // 10)))
     neutral = np.median(aligned[train][rest], axis=0)
     s, r, t = fit_pose_2d(neutral, pts, w)
-    aligned = invert_similarity(pts, s, r, t)
-    residual = aligned - neutral
-    basis, _ = learn_basis(residual[train], expression_dims)
-    coeffs = solve_coefficients(residual, basis, reg=expression_reg)
-    for _ in range(iterations - 1):  # re-fit the pose to the expressive shape, then the expression again
-        shape = neutral + np.einsum("nk,kpc->npc", coeffs, basis)
+    basis, _ = learn_basis(invert_similarity(pts, s, r, t)[train] - neutral, expression_dims)
+    s, r, t, coeffs, gaze = _fit_frames(obs, neutral, basis, expression_reg, iterations)
+    params = _fill_and_smooth(tracked, s, r, t, coeffs, gaze, fps, smooth)
+    seen = coeffs[train]
+    subject = SubjectModel(neutral, basis, np.sqrt((seen ** 2).mean(0)), seen.min(0), seen.max(0))
+    return subject, params
+
+
+def fit_to_subject(landmarks: np.ndarray, tracked: np.ndarray, subject: SubjectModel, fps: float,
+                   expression_reg: float = 1e-3, smooth: float = 1.0, iterations: int = 2) -> FrameParams:
+    """Fit a known subject's face model (its neutral shape and basis, unchanged) to a video's landmarks.
+
+    The same per-frame solve, gap filling and smoothing as :func:`fit_landmarks` (used for the subject's
+    own new recordings, whose motion is coded in the subject's basis). Arguments as there.
+    """
+    tracked = np.asarray(tracked, bool)
+    s, r, t, coeffs, gaze = _fit_frames(landmarks[tracked], subject.neutral, subject.basis, expression_reg,
+                                        iterations)
+    return _fill_and_smooth(tracked, s, r, t, coeffs, gaze, fps, smooth)
+
+
+def _fit_frames(obs: np.ndarray, neutral: np.ndarray, basis: np.ndarray, reg: float, iterations: int):
+    """Pose (Eq. 1) and expression (Eq. 2), alternated, and gaze, for (M, 478, 3) tracked landmarks.
+
+    Returns (M,) scales, (M, 3, 3) rotations, (M, 3) translations, (M, K) coefficients, (M, 4) gaze."""
+    pts, w = obs[:, :NUM_POINTS], point_weights()
+    shape = neutral
+    for _ in range(iterations):  # fit the pose to the current shape, then the expression to the aligned points
         s, r, t = fit_pose_2d(shape, pts, w)
         aligned = invert_similarity(pts, s, r, t)
-        coeffs = solve_coefficients(aligned - neutral, basis, reg=expression_reg)
-    gaze = gaze_offsets(aligned, invert_similarity(obs, s, r, t))
-    n = len(landmarks)
+        coeffs = solve_coefficients(aligned - neutral, basis, reg=reg)
+        shape = neutral + np.einsum("nk,kpc->npc", coeffs, basis)
+    return s, r, t, coeffs, gaze_offsets(aligned, invert_similarity(obs, s, r, t))
+
+
+def _fill_and_smooth(tracked: np.ndarray, s, r, t, coeffs, gaze, fps: float, smooth: float) -> FrameParams:
+    """Per-frame parameters of the tracked frames -> all N frames: gaps interpolated, then smoothed."""
+    n = len(tracked)
 
     def full(a: np.ndarray) -> np.ndarray:
         out = np.zeros((n, *a.shape[1:]))
@@ -228,10 +255,7 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
     both = smooth_offline(np.concatenate([rotvec, flat], 1), fps, smooth)
     rot = (ref * Rotation.from_rotvec(both[:, :3])).as_matrix()
     k = coeffs.shape[1]
-    params = FrameParams(tracked, np.exp(both[:, 3]), rot, both[:, 4:7], both[:, 7:7 + k], both[:, 7 + k:])
-    seen = coeffs[train]
-    subject = SubjectModel(neutral, basis, np.sqrt((seen ** 2).mean(0)), seen.min(0), seen.max(0))
-    return subject, params
+    return FrameParams(tracked, np.exp(both[:, 3]), rot, both[:, 4:7], both[:, 7:7 + k], both[:, 7 + k:])
 
 
 def reprojection_error(subject: SubjectModel, params: FrameParams, landmarks: np.ndarray) -> np.ndarray:
