@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import (MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS, DistillConfig, ModelConfig, PreprocessConfig,
-                     ReenactOptions, TrainConfig, TransferOptions, field_docs)
+from .config import (MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS, CodecOptions, DistillConfig, ModelConfig,
+                     PreprocessConfig, ReenactOptions, TrainConfig, TransferOptions, field_docs)
 from .errors import UserError
 from .serve import MAX_VIDEO_MINUTES, MAX_VIDEO_SIDE
 
@@ -240,6 +240,52 @@ def _run_motion(args: argparse.Namespace) -> None:
     path = motion.save(args.output)
     print(f"wrote {path}: {len(motion)} frames at {motion.fps:g} fps, "
           f"{int(motion.params.tracked.sum())} with a tracked face")
+
+
+def _encode_parser(sub) -> None:
+    p = sub.add_parser(
+        "encode", help="code a video of the avatar's own person as a few numbers per frame (.sam stream)",
+        description="Track the video, fit the avatar's own face model to it and write per frame the head pose, "
+                    "the first --dims expression coefficients and the gaze, quantised, predicted from the "
+                    "previous frame and deflated, plus the audio as Opus: a talking-head video in a few "
+                    "kilobits per second. `styleavatar decode` renders it back with the same avatar. The "
+                    "format is described in docs/run-format.md.")
+    p.add_argument("video", type=Path, help="video of the avatar's own person")
+    p.add_argument("--avatar", type=Path, required=True, metavar="RUN", help="run folder of the avatar")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="CLIP.sam", help="stream to write")
+    p.add_argument("--identity", type=int, default=0, help="identity of a multi-video run (default: 0)")
+    add_config_options(p, CodecOptions)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_encode)
+
+
+def _run_encode(args: argparse.Namespace) -> None:
+    from .inference.codec import encode
+
+    summary = encode(args.video, args.avatar, args.output, config_from_args(args, CodecOptions()), args.identity,
+                     progress=not args.quiet)
+    print(summary.describe("wrote"))
+
+
+def _decode_parser(sub) -> None:
+    p = sub.add_parser(
+        "decode", help="render a .sam stream with its avatar into an mp4",
+        description="Read a stream written by `styleavatar encode` (a file, or - for standard input: frames "
+                    "are rendered as chunks arrive) and render it with the avatar it was made for (absolute "
+                    "pose, no retargeting), with its audio. A stream made for another avatar is refused.")
+    p.add_argument("stream", metavar="CLIP.sam", help="stream to read, or - for standard input")
+    p.add_argument("--avatar", type=Path, required=True, metavar="RUN", help="run folder of the avatar")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="video to write")
+    p.add_argument("--device", default="auto", help="torch device for the network (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_decode)
+
+
+def _run_decode(args: argparse.Namespace) -> None:
+    from .inference.codec import decode
+
+    stream = sys.stdin.buffer if args.stream == "-" else Path(args.stream)
+    print(decode(stream, args.avatar, args.output, progress=not args.quiet, device=args.device).describe("wrote"))
 
 
 def _export_parser(sub) -> None:
@@ -502,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _reenact_parser(sub)
     _motion_parser(sub)
+    _encode_parser(sub)
+    _decode_parser(sub)
     _export_parser(sub)
     _live_parser(sub)
     _bench_parser(sub)

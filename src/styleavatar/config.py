@@ -333,6 +333,18 @@ class TransferOptions:
 
 
 @dataclass(frozen=True)
+class CodecOptions:
+    """How ``encode`` trades the size of a stream for fidelity."""
+
+    dims: int = 24
+    """Expression coefficients kept per frame (of the avatar's 32; its basis is ordered by variance)."""
+    quality: float = 1.0
+    """Divides every quantiser step: 2 halves the quantisation error and costs about one bit more per value."""
+    audio: bool = True
+    """Keep the video's audio (Opus, 24 kbit/s)."""
+
+
+@dataclass(frozen=True)
 class ReenactOptions:
     """What ``reenact`` writes, besides the motion transfer."""
 

@@ -109,6 +109,13 @@ def _render_stream(avatar: Avatar, params: FrameParams, batch: int) -> Iterator[
         yield avatar.to_tensors([p[0] for p in pairs], [p[1] for p in pairs])
 
 
+def avatar_frames(avatar: Avatar, params: FrameParams, batch: int = 4) -> Iterator[np.ndarray]:
+    """The avatar's (S, S, 3) uint8 frames for every frame of ``params``, in order (renders are made in a
+    background thread while the network runs)."""
+    for render, uv in prefetch(_render_stream(avatar, params, batch), depth=2):
+        yield from avatar.generate(render, uv)[0]
+
+
 def reenact(run: str | Path, drive: str | Path, output: str | Path, options: ReenactOptions = ReenactOptions(),
             progress: bool = True, device: str = "auto") -> ReenactSummary:
     """Drive the avatar in ``run`` with ``drive`` (a video or a motion .npz) and write ``output`` (mp4)."""
@@ -134,19 +141,17 @@ def reenact(run: str | Path, drive: str | Path, output: str | Path, options: Ree
                dynamic_ncols=True)
     with VideoWriter(output, motion.fps, crf=options.crf, audio_from=drive if audio else None,
                      audio_duration=len(params) / motion.fps) as writer, bar:
-        for render, uv in prefetch(_render_stream(avatar, params, options.batch), depth=2):
-            images, _ = avatar.generate(render, uv)
-            for image in images:
-                frame = paste_back(next(sources), image, box) if sources is not None else image
-                if drivers is not None:
-                    drv = next(drivers, None)
-                    drv = drv if drv is not None else np.zeros((out_size, out_size, 3), np.uint8)
-                    scale = frame.shape[0] / drv.shape[0]
-                    if scale != 1:
-                        drv = cv2.resize(drv, (int(round(drv.shape[1] * scale / 2)) * 2, frame.shape[0]))
-                    frame = np.concatenate([drv, frame], axis=1)
-                writer.write(frame)
-                bar.update()
+        for image in avatar_frames(avatar, params, options.batch):
+            frame = paste_back(next(sources), image, box) if sources is not None else image
+            if drivers is not None:
+                drv = next(drivers, None)
+                drv = drv if drv is not None else np.zeros((out_size, out_size, 3), np.uint8)
+                scale = frame.shape[0] / drv.shape[0]
+                if scale != 1:
+                    drv = cv2.resize(drv, (int(round(drv.shape[1] * scale / 2)) * 2, frame.shape[0]))
+                frame = np.concatenate([drv, frame], axis=1)
+            writer.write(frame)
+            bar.update()
     network = "onnx" if options.onnx is not None else avatar.runtime.label()
     return ReenactSummary(output, len(params), time.perf_counter() - start, motion.fps, audio, network, motion,
                           params)
