@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Rate and distortion of the avatar stream (``encode``/``decode``) against H.264 on held-out frames.
+
+    .venv/bin/python benchmarks/codec.py RUN --dataset DATASET [--frames 64] [--plot docs/codec.png]
+
+The held-out part (the test split, never trained on) of the dataset's source video is written to a
+lossless temporary video and coded two ways:
+
+- the avatar stream at several ``--dims`` / ``--quality`` settings: bitrate of the parameter chunks (audio
+  apart), then the frames decoded through the avatar;
+- H.264 (libx264 through PyAV, preset medium) of the same 256^2 windows the avatar draws, at a sweep of
+  bitrates down to where it breaks.
+
+PSNR, SSIM and LPIPS against the original windows on ``--frames`` evenly spaced held-out frames; the
+headline is the H.264 bitrate that reaches the avatar's LPIPS (interpolated in log bitrate), as a ratio.
+Writes the "codec" section of BENCHMARKS.md and the plot.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, cpu_class, machine, write_section  # noqa: E402
+
+SETTINGS = ((8, 1.0), (16, 1.0), (24, 1.0), (32, 1.0), (24, 0.5), (24, 2.0), (16, 0.5))
+"""(dims, quality) of the avatar stream."""
+H264_KBITS = (4, 8, 16, 32, 64, 128, 256)
+
+
+def _scores(images: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    import torch
+
+    from styleavatar.evaluation.metrics import all_metrics
+    from styleavatar.io.image import to_tensor
+
+    s = all_metrics(to_tensor(images, signed=False), to_tensor(truth, signed=False),
+                    torch.ones(len(images), 1, images.shape[1], images.shape[2]))
+    return {k: float(s[k].mean()) for k in ("psnr", "ssim", "lpips")}
+
+
+def _held_out_video(ds, out: Path) -> None:
+    """The source frames of the test split, nearly lossless (CRF 0), at the source's size."""
+    from styleavatar.io.video import VideoWriter, read_frames
+
+    lo, hi = ds.meta["split"]["test"]
+    src = ds.meta["source"]["path"]
+    with VideoWriter(out, ds.meta["fps"], crf=0) as writer:
+        for frame in read_frames(src):
+            if lo <= frame.index < hi:
+                writer.write(frame.rgb)
+
+
+def _h264(windows: np.ndarray, fps: float, kbit: int) -> tuple[float, np.ndarray]:
+    """Code (N, S, S, 3) windows with libx264 at ``kbit`` kbit/s; returns the measured kbit/s and the frames."""
+    import av
+
+    buf = io.BytesIO()
+    size = 0
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=int(round(fps)), options={"preset": "medium"})
+        stream.width, stream.height, stream.pix_fmt = windows.shape[2], windows.shape[1], "yuv420p"
+        stream.bit_rate = kbit * 1000
+        for img in windows:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                size += packet.size
+                out.mux(packet)
+        for packet in stream.encode():
+            size += packet.size
+            out.mux(packet)
+    buf.seek(0)
+    with av.open(buf) as inp:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in inp.decode(video=0)])
+    return size * 8 / 1000 / (len(windows) / fps), frames
+
+
+def _log_interp(x_at: float, xs: list[float], ys: list[float]) -> float | None:
+    """Bitrate (xs) where LPIPS (ys, falling with bitrate) reaches ``x_at``, interpolated in log bitrate."""
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if y0 >= x_at >= y1:
+            t = 0.0 if y0 == y1 else (y0 - x_at) / (y0 - y1)
+            return float(np.exp(np.log(x0) + t * (np.log(x1) - np.log(x0))))
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--dataset", type=Path, required=True)
+    ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "codec.png")
+    args = ap.parse_args()
+
+    from styleavatar.config import CodecOptions
+    from styleavatar.data.dataset import Dataset
+    from styleavatar.inference import codec
+    from styleavatar.inference.avatar import Avatar
+    from styleavatar.inference.reenact import avatar_frames
+
+    ds, avatar = Dataset.open(args.dataset), Avatar.load(args.run)
+    cfg, fps = avatar.cfg, float(ds.meta["fps"])
+    test = np.arange(*ds.meta["split"]["test"])
+    windows = np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in test])
+    pick = np.linspace(0, len(test) - 1, min(args.frames, len(test))).round().astype(int)
+    rows, k = [], avatar.subject.basis.shape[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "held_out.mp4"
+        _held_out_video(ds, clip)
+        for dims, quality in SETTINGS:
+            t0 = time.perf_counter()
+            summary = codec.encode(clip, args.run, Path(tmp) / "s.sam", CodecOptions(dims, quality, audio=False),
+                                   progress=False)
+            enc_s = time.perf_counter() - t0
+            with open(Path(tmp) / "s.sam", "rb") as f:
+                header = codec.read_header(f)
+                levels = np.concatenate([codec.unpack_levels(p, len(header["steps"]))
+                                         for _, p in codec.read_chunks(f)])
+            params = codec.from_values(levels * np.asarray(header["steps"]), k).select(pick)
+            t0 = time.perf_counter()
+            images = np.stack(list(avatar_frames(avatar, params)))
+            dec_fps = len(pick) / (time.perf_counter() - t0)
+            rows.append({"coder": f"avatar, dims {dims}, quality {quality:g}", "kbit_s": summary.kbit_s,
+                         "numbers": 7 + dims + 4, "encode_fps": summary.frames / enc_s, "decode_fps": dec_fps,
+                         **_scores(images, windows[pick])})
+            print(rows[-1], flush=True)
+        h264 = []
+        for kbit in H264_KBITS:
+            rate, frames = _h264(windows, fps, kbit)
+            h264.append({"coder": f"H.264 at {kbit} kbit/s target", "kbit_s": rate,
+                         **_scores(frames[pick], windows[pick])})
+            print(h264[-1], flush=True)
+    _write(args, rows, h264, len(test), fps)
+
+
+def _write(args, rows: list[dict], h264: list[dict], frames: int, fps: float) -> None:
+    default = next(r for r in rows if r["coder"] == "avatar, dims 24, quality 1")
+    xs, ys = [r["kbit_s"] for r in h264], [r["lpips"] for r in h264]
+    match = _log_interp(default["lpips"], xs, ys)
+    headline = (f"H.264 needs {match:.1f} kbit/s to reach the avatar stream's LPIPS {default['lpips']:.3f}, "
+                f"{match / default['kbit_s']:.0f}x the stream's {default['kbit_s']:.2f} kbit/s" if match else
+                f"H.264 does not reach the avatar's LPIPS {default['lpips']:.3f} anywhere in the sweep "
+                f"({min(xs):.1f}-{max(xs):.1f} kbit/s; its LPIPS {min(ys):.3f}-{max(ys):.3f})")
+    table = ("| coder | numbers / frame | video kbit/s | PSNR (dB) | SSIM | LPIPS | encode frames/s | "
+             "decode frames/s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+    for r in rows + h264:
+        table += (f"| {r['coder']} | {r.get('numbers', '-')} | {r['kbit_s']:.2f} | {r['psnr']:.2f} | "
+                  f"{r['ssim']:.3f} | {r['lpips']:.3f} | "
+                  + (f"{r['encode_fps']:.0f} | {r['decode_fps']:.1f} |" if "encode_fps" in r else "- | - |") + "\n")
+    _plot(args.plot, rows, h264)
+    command = f".venv/bin/python benchmarks/codec.py {args.run} --dataset {args.dataset} --frames {args.frames}"
+    text = (f"## codec (encode / decode against H.264)\n\n`{command}`\n\n{machine()}; {cpu_class()}. The "
+            f"held-out {frames} frames ({frames / fps:.1f} s at {fps:g} fps) of the dataset's source video, "
+            f"never trained on; scores on {args.frames} evenly spaced frames against the original windows "
+            "(the avatar's output size) of the dataset's frames. Bitrates are the video part only (the stream's parameter "
+            "chunks; H.264's packets); audio travels apart (Opus, 24 kbit/s). Encode speed includes tracking; "
+            "decode speed is the avatar's network and renders, PyTorch, batch 4.\n\n"
+            f"**{headline}.**\n\n{table}\n![rate against LPIPS](docs/{args.plot.name})\n")
+    write_section("codec (encode / decode against H.264)", text)
+    print(text)
+
+
+def _plot(path: Path, rows: list[dict], h264: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "lpips", "LPIPS (lower is better)"), (axes[1], "psnr", "PSNR (dB)")):
+        ax.plot([r["kbit_s"] for r in h264], [r[key] for r in h264], "o-", label="H.264 (libx264)")
+        ax.plot([r["kbit_s"] for r in rows], [r[key] for r in rows], "s", label="avatar stream")
+        ax.set_xscale("log")
+        ax.set_xlabel("video kbit/s")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
