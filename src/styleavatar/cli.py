@@ -323,6 +323,9 @@ def _live_parser(sub) -> None:
     p.add_argument("--virtual-cam", action="store_true", help="send the avatar to a virtual camera (pyvirtualcam)")
     p.add_argument("--http", type=int, metavar="PORT", help="serve an MJPEG stream on http://127.0.0.1:PORT/")
     p.add_argument("--output", type=Path, metavar="OUT.mp4", help="also record what is shown to a video")
+    p.add_argument("--encode", type=Path, metavar="OUT.sam",
+                   help="also write the camera's own motion as an avatar stream (the sending side of a call: "
+                        "the person in front of the camera is the avatar's; see `styleavatar decode`)")
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
     p.add_argument("--no-stats", action="store_true", help="do not draw fps and latency on the frames")
     p.add_argument("--identity", type=int, default=0, help="identity of a multi-video run (default: 0)")
@@ -336,11 +339,13 @@ def _run_live(args: argparse.Namespace) -> None:
     from .inference.avatar import Avatar
     from .io.video import VideoWriter, probe
     from .live.driver import CAMERA_FPS
+    from .inference.codec import LiveEncoder
     from .live.pipeline import MJPEGServer, camera_source, run_pipeline, video_source, virtual_camera_sink, \
         window_sink
 
-    if args.video is None and not (args.window or args.virtual_cam or args.http or args.output):
-        raise UserError("choose where the avatar goes: --window, --virtual-cam, --http PORT or --output FILE")
+    if args.video is None and not (args.window or args.virtual_cam or args.http or args.output or args.encode):
+        raise UserError("choose where the avatar goes: --window, --virtual-cam, --http PORT, --output FILE or "
+                        "--encode FILE")
     avatar = Avatar.load(args.run, args.identity)
     if _onnx_path(args):
         avatar.use_onnx(_onnx_path(args))
@@ -359,12 +364,16 @@ def _run_live(args: argparse.Namespace) -> None:
             print(f"streaming on {server.url}")
         if args.output:
             sinks.append(stack.enter_context(VideoWriter(args.output, fps)).write)
+        encoder = stack.enter_context(LiveEncoder(args.run, args.encode, fps, identity=args.identity)) \
+            if args.encode else None
         frames = video_source(args.video) if args.video else camera_source(args.camera)
         times = run_pipeline(avatar, frames, sinks, fps, config_from_args(args, TransferOptions()),
-                             drop_frames=args.video is None, show_stats=not args.no_stats, max_seconds=args.seconds)
+                             drop_frames=args.video is None, show_stats=not args.no_stats, max_seconds=args.seconds,
+                             encoder=encoder)
     s = times.summary()
     print(f"live: {s['frames']} frames at {s['fps']:.1f} fps, median latency {s['latency']['p50_ms']} ms"
-          + (f"; recorded {args.output}" if args.output else ""))
+          + (f"; recorded {args.output}" if args.output else "")
+          + (f"; encoded {encoder.frames} frames to {args.encode}" if encoder is not None else ""))
 
 
 def _bench_parser(sub) -> None:

@@ -150,3 +150,20 @@ def test_audio_travels_as_opus(tiny_run, astro_clip, tmp_path):
     assert header["audio"] == "opus" and chunks[0][0] == b"A" and summary.audio_bytes > 1000
     codec.decode(stream, tiny_run, video, progress=False)
     assert probe(video).audio_codec is not None
+
+
+def test_live_encode_writes_the_sessions_stream(tiny_run, astro_clip, tmp_path):
+    """`live --encode`: frame-by-frame fits of the camera's person give the offline encoder's motion."""
+    live, offline = tmp_path / "live.sam", tmp_path / "offline.sam"
+    assert main(["live", str(tiny_run), "--video", str(astro_clip.path), "--encode", str(live), "--no-stats"]) == 0
+    codec.encode(astro_clip.path, tiny_run, offline, CodecOptions(audio=False), progress=False)
+    h_live, l_live, _ = _levels_and_header(live)
+    h_off, l_off, _ = _levels_and_header(offline)
+    assert h_live["frames"] is None and h_live["avatar"] == h_off["avatar"] and len(l_live) == 100
+    step = np.asarray(h_off["steps"])
+    live_v, off_v = l_live * step, l_off * step
+    assert np.abs(live_v[:, :3] - off_v[:, :3]).mean() < 0.02  # rotation within about a degree
+    mouth = 7  # the first expression coefficient (the largest motion of the clip)
+    assert np.corrcoef(live_v[:, mouth], off_v[:, mouth])[0, 1] > 0.9
+    codec.decode(live, tiny_run, tmp_path / "live.mp4", progress=False)
+    assert len(list(read_frames(tmp_path / "live.mp4"))) == 100

@@ -156,23 +156,49 @@ def unpack_levels(payload: bytes, d: int) -> np.ndarray:
     return np.cumsum(delta.reshape(d, -1).T, axis=0)
 
 
+class StreamWriter:
+    """Writes a stream as frames come (``encode`` and ``live --encode``): a parameter chunk goes out each
+    time ``CHUNK_FRAMES`` frames have been added; :meth:`close` writes the rest and the end marker."""
+
+    def __init__(self, out: BinaryIO, header: dict, audio: bytes | None = None) -> None:
+        self.out, self.step = out, np.asarray(header["steps"])
+        self.pending: list[np.ndarray] = []
+        self.video_bytes, self.frames = 0, 0
+        blob = json.dumps(header).encode()
+        out.write(MAGIC + struct.pack("<I", len(blob)) + blob)
+        if audio:
+            out.write(_chunk(b"A", audio))
+
+    def add(self, values: np.ndarray) -> None:
+        """Queue (D,) or (N, D) values; full chunks are written at once."""
+        levels = np.round(np.atleast_2d(values) / self.step).astype(np.int64)
+        if np.abs(levels).max(initial=0) >= 2 ** 31:
+            raise UserError("a value is too large for the stream's quantiser (is the tracking broken?)")
+        self.pending.extend(levels)
+        self.frames += len(levels)
+        while len(self.pending) >= CHUNK_FRAMES:
+            self._flush(CHUNK_FRAMES)
+
+    def _flush(self, n: int) -> None:
+        chunk = _chunk(b"P", pack_levels(np.stack(self.pending[:n])))
+        del self.pending[:n]
+        self.video_bytes += len(chunk)
+        self.out.write(chunk)
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.pending:
+            self._flush(len(self.pending))
+        self.out.write(_chunk(b"E", b""))
+        self.out.flush()
+
+
 def write_stream(out: BinaryIO, header: dict, values: np.ndarray, audio: bytes | None) -> int:
-    """Write a whole stream; returns the bytes of the parameter chunks (the video part)."""
-    step = np.asarray(header["steps"])
-    levels = np.round(values / step).astype(np.int64)
-    if np.abs(levels).max(initial=0) >= 2 ** 31:
-        raise UserError("a value is too large for the stream's quantiser (is the tracking broken?)")
-    blob = json.dumps(header).encode()
-    out.write(MAGIC + struct.pack("<I", len(blob)) + blob)
-    if audio:
-        out.write(_chunk(b"A", audio))
-    video_bytes = 0
-    for start in range(0, len(levels), CHUNK_FRAMES):
-        chunk = _chunk(b"P", pack_levels(levels[start:start + CHUNK_FRAMES]))
-        video_bytes += len(chunk)
-        out.write(chunk)
-    out.write(_chunk(b"E", b""))
-    return video_bytes
+    """Write a whole stream of (N, D) values; returns the bytes of the parameter chunks (the video part)."""
+    writer = StreamWriter(out, header, audio)
+    writer.add(values)
+    writer.close()
+    return writer.video_bytes
 
 
 def _read_exact(f: BinaryIO, n: int, what: str) -> bytes:
@@ -293,10 +319,7 @@ def encode(video: str | Path, run: str | Path, output: str | Path, options: Code
     if not video.exists():
         raise UserError(f"video not found: {video}")
     subject, ds_meta = _subject_and_meta(run, identity)
-    if not 1 <= options.dims <= subject.basis.shape[0]:
-        raise UserError(f"--dims must be 1..{subject.basis.shape[0]} (the avatar's expression coefficients)")
-    if options.quality <= 0:
-        raise UserError("--quality must be positive")
+    _check_options(options, subject)
     info = probe(video)
     cfg = dataclasses.replace(driver_config(), smooth=float(ds_meta.get("config", {}).get("smooth", 1.0)))
     landmarks, _, _, misses = track_landmarks(video, info, cfg, StepClock(), progress)
@@ -315,6 +338,75 @@ def encode(video: str | Path, run: str | Path, output: str | Path, options: Code
         video_bytes = write_stream(f, header, values, audio)
     return CodecSummary(output, len(params), info.fps, video_bytes, len(audio or b""), time.perf_counter() - t0,
                         options.dims)
+
+
+class LiveEncoder:
+    """``live --encode``: the stream of a camera session, written as it goes (the sending side of a call).
+
+    Use as a context manager; :meth:`add` takes each frame's landmarks (source pixels; None when the face
+    is lost). They are fitted to the avatar's own face model in the crop chosen at the first face (see
+    :func:`_crop`), unsmoothed (causal); a lost face repeats the last values; the stream starts at the
+    first face. Its header's ``frames`` is null (not known in advance). The file appears when the block
+    ends without an error.
+    """
+
+    def __init__(self, run: str | Path, output: str | Path, fps: float, options: CodecOptions = CodecOptions(),
+                 identity: int = 0) -> None:
+        run = Path(run)
+        self.subject, self.ds_meta = _subject_and_meta(run, identity)
+        _check_options(options, self.subject)
+        self.fps, self.dims = fps, options.dims
+        self.header = {"format": STREAM_FORMAT, "version": STREAM_VERSION, "avatar": avatar_id(run),
+                       "identity": identity, "fps": fps, "frames": None, "dims": options.dims,
+                       "steps": steps(self.subject, options.dims, options.quality).tolist(),
+                       "chunk_frames": CHUNK_FRAMES, "audio": None, "crop": None}
+        self._ctx = atomic_file(Path(output), suffix=".sam")
+        self.writer: StreamWriter | None = None
+        self.crop: CropBox | None = None
+        self.last: np.ndarray | None = None
+
+    def __enter__(self) -> "LiveEncoder":
+        self._file = open(self._ctx.__enter__(), "wb")
+        return self
+
+    def add(self, landmarks: np.ndarray | None, width: int, height: int) -> None:
+        """One camera frame: its (478, 3) source-pixel landmarks, or None; the frame's size in pixels."""
+        if landmarks is None:
+            if self.last is not None:
+                self.writer.add(self.last)
+            return
+        if self.writer is None:
+            self.crop, self.header["crop"] = _crop(self.ds_meta, landmarks[None], width, height)
+            self.writer = StreamWriter(self._file, self.header)
+        params = fit_to_subject(self.crop.normalise(landmarks)[None], np.ones(1, bool), self.subject, self.fps,
+                                smooth=0.0)
+        self.last = to_values(params, self.dims)[0]
+        self.writer.add(self.last)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                if self.writer is None:
+                    raise UserError("no face was seen during the session: nothing was encoded")
+                self.writer.close()
+        except BaseException:
+            self._file.close()
+            self._ctx.__exit__(*sys.exc_info())
+            raise
+        self._file.close()
+        self._ctx.__exit__(exc_type, exc, tb)
+        return False
+
+    @property
+    def frames(self) -> int:
+        return 0 if self.writer is None else self.writer.frames
+
+
+def _check_options(options: CodecOptions, subject: SubjectModel) -> None:
+    if not 1 <= options.dims <= subject.basis.shape[0]:
+        raise UserError(f"--dims must be 1..{subject.basis.shape[0]} (the avatar's expression coefficients)")
+    if options.quality <= 0:
+        raise UserError("--quality must be positive")
 
 
 def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, progress: bool = True,
@@ -342,8 +434,9 @@ def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, p
         step, fps, k = np.asarray(header["steps"]), float(header["fps"]), avatar.subject.basis.shape[0]
         chunks = read_chunks(f)
         audio, frames, video_bytes = None, 0, 0
-        bar = tqdm(total=int(header["frames"]), desc="decoding", unit="frame", disable=not progress,
-                   file=sys.stderr, dynamic_ncols=True)
+        total = None if header.get("frames") is None else int(header["frames"])  # None: a live stream
+        bar = tqdm(total=total, desc="decoding", unit="frame", disable=not progress, file=sys.stderr,
+                   dynamic_ncols=True)
         with tempfile.TemporaryDirectory() as tmp, bar:
             audio_path = Path(tmp) / "audio.ogg"
             if header.get("audio"):  # the audio chunk comes first, so the mp4 can be written as frames arrive
@@ -352,7 +445,7 @@ def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, p
                     raise UserError("damaged stream: its header promises audio that it does not hold")
                 audio_path.write_bytes(audio)
             with VideoWriter(output, fps, audio_from=audio_path if audio else None,
-                             audio_duration=int(header["frames"]) / fps) as writer:
+                             audio_duration=None if total is None else total / fps) as writer:
                 for kind, payload in chunks:
                     if kind != b"P":
                         raise UserError("damaged stream: a second audio chunk")

@@ -32,6 +32,8 @@ class LiveDriver:
         self.crop = None
         self.reference: np.ndarray | None = None  # (468, 3) head-frame shape of the first face (rigid fits)
         self.last: FrameParams | None = None
+        self.landmarks: np.ndarray | None = None
+        """(478, 3) source-pixel landmarks of the last frame, None when it had no face."""
         self.fps = fps
         self.retarget = LiveRetargeter(subject, avatar, fps, options)
 
@@ -56,7 +58,7 @@ class LiveDriver:
         None until the first face after the warm-up: MediaPipe's first frame (a detection) places landmarks
         a little differently from the tracking frames after it, so the first ``warmup`` faces are skipped.
         """
-        lm = self.tracker(rgb)
+        lm = self.landmarks = self.tracker(rgb)
         if lm is None:
             return self.last
         if self.crop is None:  # a fixed crop from the first detection, as preprocess would choose

@@ -18,9 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..config import TransferOptions
 from ..errors import UserError
 from ..inference.avatar import Avatar
-from ..config import TransferOptions
+from ..inference.codec import LiveEncoder
 from ..io.video import read_frames
 from .driver import CAMERA_FPS, LiveDriver
 from .hosts import host_allowed
@@ -253,8 +254,9 @@ def _drain(queues: list[queue.Queue], threads: list[threading.Thread], timeout: 
 def run_pipeline(avatar: Avatar, frames: Iterator[np.ndarray], sinks: list[Callable[[np.ndarray], None]],
                  fps: float = CAMERA_FPS, options: TransferOptions = TransferOptions(),
                  drop_frames: bool = False, show_stats: bool = True, max_seconds: float | None = None,
-                 progress: Callable[[int], None] | None = None) -> Timings:
-    """Run the live loop until ``frames`` ends (or ``max_seconds``); returns the timings."""
+                 progress: Callable[[int], None] | None = None, encoder: LiveEncoder | None = None) -> Timings:
+    """Run the live loop until ``frames`` ends (or ``max_seconds``); returns the timings. ``encoder`` also
+    receives every frame's landmarks (``live --encode``)."""
     times = Timings()
     driver = LiveDriver(avatar.subject, avatar.motion_range(), fps, options)
     q_track, q_render, q_net, q_out = (queue.Queue(maxsize=2) for _ in range(4))
@@ -264,6 +266,8 @@ def run_pipeline(avatar: Avatar, frames: Iterator[np.ndarray], sinks: list[Calla
         t_cap, rgb = item
         t0 = time.perf_counter()
         params = driver(rgb)
+        if encoder is not None:
+            encoder.add(driver.landmarks, rgb.shape[1], rgb.shape[0])
         times.add("landmarks+fit", time.perf_counter() - t0)
         return None if params is None else (t_cap, params)
 
