@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_class, machine, write_section  # noqa: E402
+from _common import RESTRICT_ENV, ROOT, cpu_class, machine, restriction_note, write_section  # noqa: E402
 
 SETTINGS = ((8, 1.0), (16, 1.0), (24, 1.0), (32, 1.0), (24, 0.5), (24, 2.0), (16, 0.5))
 """(dims, quality) of the avatar stream."""
@@ -154,14 +155,16 @@ def _write(args, rows: list[dict], h264: list[dict], frames: int, fps: float) ->
                   + (f"{r['encode_fps']:.0f} | {r['decode_fps']:.1f} |" if "encode_fps" in r else "- | - |") + "\n")
     _plot(args.plot, rows, h264)
     command = f".venv/bin/python benchmarks/codec.py {args.run} --dataset {args.dataset} --frames {args.frames}"
-    text = (f"## codec (encode / decode against H.264)\n\n`{command}`\n\n{machine()}; {cpu_class()}. The "
+    title = f"codec (encode / decode against H.264), {cpu_class()}"
+    env = " ".join(f"{k}={os.environ[k]}" for k in RESTRICT_ENV if k in os.environ)
+    text = (f"## {title}\n\n`{(env + ' ') if env else ''}{command}`\n\n{machine()}; {cpu_class()}. The "
             f"held-out {frames} frames ({frames / fps:.1f} s at {fps:g} fps) of the dataset's source video, "
             f"never trained on; scores on {args.frames} evenly spaced frames against the original windows "
             "(the avatar's output size) of the dataset's frames. Bitrates are the video part only (the stream's parameter "
             "chunks; H.264's packets); audio travels apart (Opus, 24 kbit/s). Encode speed includes tracking; "
             "decode speed is the avatar's network and renders, PyTorch, batch 4.\n\n"
-            f"**{headline}.**\n\n{table}\n![rate against LPIPS](docs/{args.plot.name})\n")
-    write_section("codec (encode / decode against H.264)", text)
+            f"{restriction_note()}**{headline}.**\n\n{table}\n![rate against LPIPS](docs/{args.plot.name})\n")
+    write_section(title, text)
     print(text)
 
 

@@ -69,16 +69,12 @@ class Avatar:
             raise UserError(f"{run} is not a styleavatar run folder (no avatar.safetensors): "
                             "make one with `styleavatar train`")
         tensors, meta = load_tensors(run / "avatar.safetensors", AVATAR_FORMAT)
-        if not 0 <= identity < int(meta["identities"]):
-            raise UserError(f"{run} has {meta['identities']} identities; --identity {identity} does not exist")
+        subject, ds_meta, subj_dir = load_subject(run, meta, identity)
         cfg = from_dict(ModelConfig, meta["model"])
         net = AvatarNet(cfg, identities=int(meta["identities"]))
         net.load_state_dict(tensors)
         net.eval().requires_grad_(False).to(device)
-        subj_dir = run / meta["subjects"][identity]
-        subject = load_face_model(subj_dir)
         params, _ = load_params(subj_dir / "params.safetensors")
-        ds_meta = json.loads((subj_dir / "meta.json").read_text())
         with torch.no_grad():
             w, _ = net.inference_styles(identity)
         key = (cfg, str(device), precision, channels_last)
@@ -144,6 +140,15 @@ class Avatar:
         """(B, 3, R, R) inputs -> images (B, out, out, 3) uint8 and masks (B, out, out) float32 in [0, 1]."""
         image, mask = self.synthesize(render, uv)
         return to_uint8(image), mask[:, 0].cpu().numpy()
+
+def load_subject(run: Path, meta: dict, identity: int) -> tuple[SubjectModel, dict, Path]:
+    """Identity ``identity`` of the run in ``run`` (``meta``: its avatar.json): the face model, the meta of
+    its dataset and the folder they are in."""
+    if not 0 <= identity < int(meta["identities"]):
+        raise UserError(f"{run} has {meta['identities']} identities; --identity {identity} does not exist")
+    subj_dir = Path(run) / meta["subjects"][identity]
+    return load_face_model(subj_dir), json.loads((subj_dir / "meta.json").read_text()), subj_dir
+
 
 def _probe(net: AvatarNet, w: torch.Tensor, identity: int):
     """``make_step(precision, channels_last)``: one batch-1 forward of the per-frame network (for choose)."""

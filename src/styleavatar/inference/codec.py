@@ -286,16 +286,14 @@ class CodecSummary:
 
 
 def _subject_and_meta(run: Path, identity: int) -> tuple[SubjectModel, dict]:
-    from ..data.dataset import load_face_model
+    """The face model and dataset meta of one identity, without loading the network."""
+    from .avatar import load_subject
 
     meta_path = run / "avatar.json"
     if not meta_path.exists():
         raise UserError(f"{run} is not a styleavatar run folder (no avatar.json)")
-    meta = json.loads(meta_path.read_text())
-    if not 0 <= identity < len(meta["subjects"]):
-        raise UserError(f"{run} has {len(meta['subjects'])} identities; --identity {identity} does not exist")
-    subj = run / meta["subjects"][identity]
-    return load_face_model(subj), json.loads((subj / "meta.json").read_text())
+    subject, ds_meta, _ = load_subject(run, json.loads(meta_path.read_text()), identity)
+    return subject, ds_meta
 
 
 def _crop(ds_meta: dict, landmarks: np.ndarray, width: int, height: int) -> tuple[CropBox, str]:

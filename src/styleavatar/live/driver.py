@@ -34,7 +34,6 @@ class LiveDriver:
         self.last: FrameParams | None = None
         self.landmarks: np.ndarray | None = None
         """(478, 3) source-pixel landmarks of the last frame, None when it had no face."""
-        self.fps = fps
         self.retarget = LiveRetargeter(subject, avatar, fps, options)
 
     def close(self) -> None:

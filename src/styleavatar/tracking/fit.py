@@ -203,7 +203,7 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
     neutral = np.median(aligned[train][rest], axis=0)
     s, r, t = fit_pose_2d(neutral, pts, w)
     basis, _ = learn_basis(invert_similarity(pts, s, r, t)[train] - neutral, expression_dims)
-    s, r, t, coeffs, gaze = _fit_frames(obs, neutral, basis, expression_reg, iterations)
+    s, r, t, coeffs, gaze = _fit_frames(obs, neutral, basis, expression_reg, iterations, first_pose=(s, r, t))
     params = _fill_and_smooth(tracked, s, r, t, coeffs, gaze, fps, smooth)
     seen = coeffs[train]
     subject = SubjectModel(neutral, basis, np.sqrt((seen ** 2).mean(0)), seen.min(0), seen.max(0))
@@ -223,14 +223,16 @@ def fit_to_subject(landmarks: np.ndarray, tracked: np.ndarray, subject: SubjectM
     return _fill_and_smooth(tracked, s, r, t, coeffs, gaze, fps, smooth)
 
 
-def _fit_frames(obs: np.ndarray, neutral: np.ndarray, basis: np.ndarray, reg: float, iterations: int):
+def _fit_frames(obs: np.ndarray, neutral: np.ndarray, basis: np.ndarray, reg: float, iterations: int,
+                first_pose: tuple | None = None):
     """Pose (Eq. 1) and expression (Eq. 2), alternated, and gaze, for (M, 478, 3) tracked landmarks.
 
+    ``first_pose``: the first pass's pose fit to the neutral shape, when the caller has it already.
     Returns (M,) scales, (M, 3, 3) rotations, (M, 3) translations, (M, K) coefficients, (M, 4) gaze."""
     pts, w = obs[:, :NUM_POINTS], point_weights()
     shape = neutral
-    for _ in range(iterations):  # fit the pose to the current shape, then the expression to the aligned points
-        s, r, t = fit_pose_2d(shape, pts, w)
+    for i in range(iterations):  # fit the pose to the current shape, then the expression to the aligned points
+        s, r, t = first_pose if i == 0 and first_pose is not None else fit_pose_2d(shape, pts, w)
         aligned = invert_similarity(pts, s, r, t)
         coeffs = solve_coefficients(aligned - neutral, basis, reg=reg)
         shape = neutral + np.einsum("nk,kpc->npc", coeffs, basis)

@@ -198,8 +198,8 @@ def meet_openness(coeffs: np.ndarray, subject: SubjectModel, targets: list[tuple
     if not targets:
         return coeffs
     d = np.ones(coeffs.shape[1]) if spread is None else spread ** 2  # metric of the change
-    grads = np.stack([openness_gradient(subject, parts)[0] for parts, _ in targets])  # (M, K)
-    offsets = np.array([openness_gradient(subject, parts)[1] for parts, _ in targets])
+    linear = [openness_gradient(subject, parts) for parts, _ in targets]
+    grads, offsets = np.stack([a for a, _ in linear]), np.array([b for _, b in linear])  # (M, K), (M,)
     miss = np.stack([t for _, t in targets], 1) - (coeffs @ grads.T + offsets)  # (N, M)
     # Least-norm solution of grads @ delta = miss in the metric diag(1/d): delta = D G^T (G D G^T)^-1 miss.
     gram = (grads * d) @ grads.T + 1e-12 * np.eye(len(grads))
@@ -226,12 +226,11 @@ class Retargeter:
         self.subject, self.avatar, self.options = subject, avatar, options
         k = subject.basis.shape[0]
         b = subject.basis.reshape(k, -1)
-        self.w = point_axis_weights().reshape(-1)
-        normal = (b * self.w) @ b.T  # (K, K) = B^T W B
+        self.bw = b * point_axis_weights().reshape(-1)  # (K, 1404) = B^T W
+        normal = self.bw @ b.T  # (K, K) = B^T W B
         prior = (avatar.spread.mean() / avatar.spread) ** 2  # cheap to move the components that move a lot
         normal[np.diag_indices(k)] += EXPRESSION_REG * np.trace(normal) / k * prior
         self.factor = cho_factor(normal)
-        self.bw = b * self.w
 
     def expression(self, deformation: np.ndarray, mouth: np.ndarray, eyes: np.ndarray, rest: Rest) -> np.ndarray:
         """(N, K) avatar coefficients from the driver's (N, 468, 3) deformation from its rest and its (N,)
@@ -341,7 +340,7 @@ class LiveRetargeter:
     def __init__(self, subject: SubjectModel, avatar: AvatarRange, fps: float,
                  options: TransferOptions = TransferOptions(), calibration_s: float = 10.0, refresh: int = 15):
         self.rt = Retargeter(subject, avatar, options)
-        self.fps, self.options = fps, options
+        self.options = options
         self.capacity, self.refresh = max(1, int(calibration_s * fps)), refresh
         self.shapes: list[np.ndarray] = []
         self.params: list[FrameParams] = []
