@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import (MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS, CodecOptions, DistillConfig, ModelConfig,
-                     PreprocessConfig, ReenactOptions, TrainConfig, TransferOptions, field_docs)
+                     PreprocessConfig, ProvenanceOptions, ReenactOptions, TrainConfig, TransferOptions, field_docs)
 from .errors import UserError
 from .serve import MAX_VIDEO_MINUTES, MAX_VIDEO_SIDE
 
@@ -25,7 +25,7 @@ from .serve import MAX_VIDEO_MINUTES, MAX_VIDEO_SIDE
 def _base_type(tp) -> type:
     """``int | None`` -> int; ``bool`` -> bool."""
     if isinstance(tp, str):
-        tp = eval(tp, vars(typing), {})  # annotations are strings under `from __future__ import annotations`
+        tp = eval(tp, {**vars(typing), "Path": Path}, {})  # annotations are strings (postponed evaluation)
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         return next(a for a in typing.get_args(tp) if a is not type(None))
     return tp
@@ -204,7 +204,8 @@ def _reenact_parser(sub) -> None:
                         "reference frame (the default, --relative)")
     p.add_argument("--relative", dest="relative", action="store_true", help=argparse.SUPPRESS)
     _add_transfer_options(p)
-    add_config_options(p, ReenactOptions, skip=("transfer", "onnx"))
+    add_config_options(p, ReenactOptions, skip=("transfer", "onnx", "provenance"))
+    add_config_options(p, ProvenanceOptions)
     p.add_argument("--device", default="auto", help="torch device: auto (cuda if present), cpu, cuda, cuda:1 ...")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_reenact)
@@ -214,7 +215,8 @@ def _run_reenact(args: argparse.Namespace) -> None:
     from .inference.reenact import reenact
 
     opts = dataclasses.replace(config_from_args(args, ReenactOptions()),
-                               transfer=config_from_args(args, TransferOptions()), onnx=_onnx_path(args))
+                               transfer=config_from_args(args, TransferOptions()), onnx=_onnx_path(args),
+                               provenance=config_from_args(args, ProvenanceOptions()))
     print(reenact(args.run, args.drive, args.output, opts, progress=not args.quiet, device=args.device).describe())
 
 
@@ -278,6 +280,7 @@ def _decode_parser(sub) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="video to write")
     p.add_argument("--device", default="auto", help="torch device for the network (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_options(p, ProvenanceOptions)
     p.set_defaults(func=_run_decode)
 
 
@@ -285,7 +288,8 @@ def _run_decode(args: argparse.Namespace) -> None:
     from .inference.codec import decode
 
     stream = sys.stdin.buffer if args.stream == "-" else Path(args.stream)
-    print(decode(stream, args.avatar, args.output, progress=not args.quiet, device=args.device).describe("wrote"))
+    print(decode(stream, args.avatar, args.output, progress=not args.quiet, device=args.device,
+                 provenance=config_from_args(args, ProvenanceOptions())).describe("wrote"))
 
 
 def _export_parser(sub) -> None:
@@ -330,6 +334,7 @@ def _live_parser(sub) -> None:
     p.add_argument("--no-stats", action="store_true", help="do not draw fps and latency on the frames")
     p.add_argument("--identity", type=int, default=0, help="identity of a multi-video run (default: 0)")
     _add_transfer_options(p)
+    add_config_options(p, ProvenanceOptions)
     p.set_defaults(func=_run_live)
 
 
@@ -351,6 +356,7 @@ def _run_live(args: argparse.Namespace) -> None:
         avatar.use_onnx(_onnx_path(args))
     print(f"network: {'onnx' if _onnx_path(args) else avatar.runtime.describe()}", file=sys.stderr)
     fps = probe(args.video).fps if args.video else CAMERA_FPS
+    mark = avatar.mark(config_from_args(args, ProvenanceOptions()))
     with contextlib.ExitStack() as stack:
         sinks = []
         if args.window:
@@ -363,16 +369,18 @@ def _run_live(args: argparse.Namespace) -> None:
             sinks.append(server)
             print(f"streaming on {server.url}")
         if args.output:
-            sinks.append(stack.enter_context(VideoWriter(args.output, fps)).write)
+            writer = VideoWriter(args.output, fps, mark=mark, frames_marked=True)  # the pipeline marks every frame
+            sinks.append(stack.enter_context(writer).write)
         encoder = stack.enter_context(LiveEncoder(args.run, args.encode, fps, identity=args.identity)) \
             if args.encode else None
         frames = video_source(args.video) if args.video else camera_source(args.camera)
         times = run_pipeline(avatar, frames, sinks, fps, config_from_args(args, TransferOptions()),
                              drop_frames=args.video is None, show_stats=not args.no_stats, max_seconds=args.seconds,
-                             encoder=encoder)
+                             encoder=encoder, mark=mark.payload)
     s = times.summary()
     print(f"live: {s['frames']} frames at {s['fps']:.1f} fps, median latency {s['latency']['p50_ms']} ms"
-          + (f"; recorded {args.output}" if args.output else "")
+          + (f"; recorded {args.output}, {mark.describe()}" if args.output else
+             f"; every frame marked as synthetic (avatar {mark.payload.avatar_prefix})")
           + (f"; encoded {encoder.frames} frames to {args.encode}" if encoder is not None else ""))
 
 
@@ -404,7 +412,8 @@ def _run_bench(args: argparse.Namespace) -> None:
     if not video.exists():
         raise UserError(f"benchmark video not found: {video} (give one with --video)")
 
-    times = run_pipeline(avatar, video_source(video, args.frames + 5), [MJPEGServer.encode])  # what --http does
+    times = run_pipeline(avatar, video_source(video, args.frames + 5), [MJPEGServer.encode],  # what --http does
+                         mark=avatar.mark().payload)
     summary = {"run": str(args.run), "backend": args.backend, "video": str(video),
                "runtime": None if _onnx_path(args) else avatar.runtime.to_dict(), **times.summary()}
     network = "onnx" if _onnx_path(args) else avatar.runtime.describe()
@@ -502,6 +511,26 @@ def _run_doctor(args: argparse.Namespace) -> None:
     print(doctor(tuple(args.presets), args.measure, log=lambda m: print(m, file=sys.stderr)).describe())
 
 
+def _verify_parser(sub) -> None:
+    p = sub.add_parser(
+        "verify", help="check whether a video or image was made by styleavatar",
+        description="Look for the three marks every generated video carries: the invisible mark in the pixels "
+                    "(survives re-encoding, scaling, cropping and screenshots; see BENCHMARKS.md), the mp4 "
+                    "metadata tag, and the signed C2PA manifest. Exit status: 0 marked as synthetic, 1 no mark "
+                    "found, 2 error (missing or unreadable file).")
+    p.add_argument("file", type=Path, metavar="FILE", help="video (anything ffmpeg reads) or image (png, jpg, ...)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from .io.verify import verdict_json, verify
+
+    verdict = verify(args.file)
+    print(verdict_json(verdict) if args.json else verdict.describe())
+    return 0 if verdict.synthetic else 1
+
+
 def _serve_parser(sub) -> None:
     p = sub.add_parser(
         "serve", help="browser UI: make, drive and evaluate avatars (gradio)",
@@ -565,23 +594,24 @@ def build_parser() -> argparse.ArgumentParser:
     _distill_parser(sub)
     _evaluate_parser(sub)
     _serve_parser(sub)
+    _verify_parser(sub)
     _fetch_weights_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run one command; returns the exit status (0 ok, 2 bad input, 130 interrupted; ``verify``: 1 no mark)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

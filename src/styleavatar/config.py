@@ -345,6 +345,19 @@ class CodecOptions:
 
 
 @dataclass(frozen=True)
+class ProvenanceOptions:
+    """How a written video is signed. The invisible mark in its pixels and its metadata tag are always written."""
+
+    c2pa: bool = True
+    """Sign a C2PA manifest (action "created", digitalSourceType trainedAlgorithmicMedia) into each mp4."""
+    sign_cert: Path | None = None
+    """PEM certificate chain (signing certificate first, ES256) for the C2PA manifest; default: a local
+    certificate made on first use in the cache folder (proves the file is unchanged, not who made it)."""
+    sign_key: Path | None = None
+    """PEM private key of --sign-cert."""
+
+
+@dataclass(frozen=True)
 class ReenactOptions:
     """What ``reenact`` writes, besides the motion transfer."""
 
@@ -362,6 +375,8 @@ class ReenactOptions:
     """Which identity (training video) of a multi-video run to drive."""
     onnx: Path | None = None
     """Run the per-frame network from this exported ONNX file (None: PyTorch)."""
+    provenance: ProvenanceOptions = ProvenanceOptions()
+    """How the output is signed (the invisible mark is always embedded)."""
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from styleavatar.cli import main
-from styleavatar.config import CodecOptions
+from styleavatar.config import CodecOptions, ProvenanceOptions
 from styleavatar.data.dataset import Dataset, load_face_model
 from styleavatar.errors import UserError
 from styleavatar.inference import codec
 from styleavatar.inference.avatar import Avatar
 from styleavatar.inference.reenact import avatar_frames
+from styleavatar.io.verify import verify
 from styleavatar.io.video import VideoWriter, probe, read_frames
 
 
@@ -69,7 +70,8 @@ def test_decode_renders_the_dequantised_motion(tiny_run, astro_clip, tmp_path):
     header, levels, _ = _levels_and_header(stream)
     avatar = Avatar.load(tiny_run)
     params = codec.from_values(levels * np.asarray(header["steps"]), avatar.subject.basis.shape[0])
-    with VideoWriter(tmp_path / "expected.mp4", header["fps"]) as writer:  # the same H.264 settings
+    mark = avatar.mark(ProvenanceOptions(c2pa=False))  # the same H.264 settings and the same pixel mark
+    with VideoWriter(tmp_path / "expected.mp4", header["fps"], mark=mark) as writer:
         for image in avatar_frames(avatar, params):
             writer.write(image)
     expected = np.stack([f.rgb for f in read_frames(tmp_path / "expected.mp4")]).astype(float)
@@ -77,6 +79,8 @@ def test_decode_renders_the_dequantised_motion(tiny_run, astro_clip, tmp_path):
     assert got.shape == expected.shape
     assert np.abs(got - expected).mean() < 0.5
     assert probe(video).fps == pytest.approx(header["fps"])
+    v = verify(video)
+    assert v.tag and v.c2pa.synthetic and v.watermark.payload in (None, mark.payload)
 
 
 def test_decode_reads_a_pipe_as_it_arrives(tiny_run, astro_clip, tmp_path):

@@ -5,8 +5,10 @@ import av
 import numpy as np
 
 from styleavatar.cli import main
+from styleavatar.inference import codec
 from styleavatar.inference.motion import DriverMotion
 from styleavatar.inference.reenact import feather_mask, paste_back, reenact
+from styleavatar.io.verify import verify
 from styleavatar.io.video import VideoWriter
 
 
@@ -20,7 +22,11 @@ def test_reenact_writes_the_drivers_length_and_side_by_side(tiny_run, drive_clip
     summary = reenact(tiny_run, drive_clip.path, out, progress=False)
     frames = _frames(out)
     assert summary.frames == len(frames) == 50 and frames[0].shape == (64, 64, 3)
-    assert not list(tmp_path.glob(".*partial*"))
+    assert not list(tmp_path.glob(".*partial*")) and not list(tmp_path.glob("*.c2pa"))
+    v = verify(out)  # marked as synthetic, with the avatar's id, and signed (64^2 is too small to find the pixel mark)
+    prefix = codec.avatar_id(tiny_run)[:4]
+    assert v.synthetic and f"avatar {prefix}" in v.tag and v.c2pa.present and v.c2pa.synthetic
+    assert f"avatar {prefix}" in summary.describe()
     sbs = tmp_path / "sbs.mp4"
     assert main(["reenact", str(tiny_run), "--drive", str(drive_clip.path), "-o", str(sbs), "--side-by-side",
                  "--quiet", "--eyes", "x1.2", "--pose-offset", "5,0,0"]) == 0

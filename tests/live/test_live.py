@@ -14,7 +14,9 @@ from styleavatar.config import TransferOptions
 from styleavatar.inference.avatar import Avatar
 from styleavatar.live.driver import LiveDriver
 from styleavatar.live.pipeline import MJPEGServer, run_pipeline, video_source
+from styleavatar.io.verify import verify
 from styleavatar.io.video import read_frames
+from styleavatar.io.watermark import embed
 
 
 def test_live_loop_runs_headless_and_holds_motion_when_the_face_is_lost(tiny_run, drive_clip):
@@ -30,6 +32,18 @@ def test_live_loop_runs_headless_and_holds_motion_when_the_face_is_lost(tiny_run
     assert not all(np.array_equal(shown[k], shown[5]) for k in range(10, 18))
     s = times.summary()
     assert s["frames"] == 18 and s["stages"]["network"]["p50_ms"] <= s["latency"]["p50_ms"] <= s["latency"]["p95_ms"]
+
+
+def test_live_marks_every_frame_once_before_any_output(tiny_run, drive_clip):
+    avatar = Avatar.load(tiny_run)
+    frames = list(video_source(drive_clip.path, 12))
+    plain, marked = [], []
+    run_pipeline(avatar, iter(frames), [plain.append], fps=25, show_stats=False)
+    times = run_pipeline(avatar, iter(frames), [marked.append], fps=25, show_stats=False,
+                         mark=avatar.mark().payload)
+    assert len(marked) == len(plain) == 10 and len(times.stages["mark"]) == 10
+    for p, m in zip(plain, marked):
+        assert np.array_equal(m, embed(p, avatar.mark().payload))
 
 
 def test_live_driver_zero_motion_is_the_avatars_rest(tiny_run, drive_clip):
@@ -111,6 +125,8 @@ def test_live_and_bench_commands(tiny_run, drive_clip, tmp_path, capsys):
     driver_frames = list(read_frames(drive_clip.path))
     recorded = list(read_frames(out))
     assert len(recorded) == len(driver_frames) - 2  # every frame after the 2-frame warm-up, none dropped
+    v = verify(out)
+    assert v.tag and v.c2pa.synthetic
     assert main(["live", str(tiny_run), "--video", str(drive_clip.path), "--output", str(turned), "--seconds", "30",
                  "--pose-offset", "30,0,0", "--no-stats"]) == 0  # the transfer options reach the live loop
     moved = np.mean([np.abs(a.rgb.astype(int) - b.rgb).mean() for a, b in zip(recorded, read_frames(turned))])

@@ -92,7 +92,7 @@ def self_reenactment(avatar: Avatar, ds: Dataset, out: Path, max_frames: int | N
     per_frame: dict[str, list[float]] = {}
     strip_rows = []
     bar = tqdm(total=len(idx), desc="held-out frames", unit="frame", disable=not progress, file=sys.stderr)
-    with VideoWriter(out / "self_reenactment.mp4", ds.meta["fps"]) as video, bar:
+    with VideoWriter(out / "self_reenactment.mp4", ds.meta["fps"], mark=avatar.mark()) as video, bar:
         for chunk in np.array_split(idx, max(1, len(idx) // 8)):
             render, uv = avatar.to_tensors([resize_image(ds.render(i), cfg.render_size) for i in chunk],
                                            [resize_uv(ds.uv(i), cfg.render_size) for i in chunk])

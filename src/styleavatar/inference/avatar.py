@@ -6,6 +6,7 @@ What runs per frame: face-model parameters -> render-mesh vertices -> UV and tex
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from dataclasses import dataclass
@@ -14,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ModelConfig, from_dict
+from ..config import ModelConfig, ProvenanceOptions, from_dict
 from ..data.dataset import load_face_model, load_params
 from ..errors import UserError
 from ..io.checkpoint import AVATAR_FORMAT, load_tensors
 from ..io.image import to_tensor, to_uint8
 from ..io.onnx import session
+from ..io.provenance import Mark
 from ..models.avatar import AvatarNet
 from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import render_frame, resize_image, resize_uv
@@ -117,6 +119,11 @@ class Avatar:
         uv = torch.from_numpy(np.stack(uvs).astype(np.float32)).permute(0, 3, 1, 2)
         return render.to(self.device), uv.to(self.device)
 
+    def mark(self, options: ProvenanceOptions = ProvenanceOptions()) -> Mark:
+        """What every video of this avatar's frames carries: the pixel mark with this avatar's id, signed per
+        ``options``."""
+        return Mark.for_avatar(avatar_id(self.run), options)
+
     def use_onnx(self, path: str | Path) -> None:
         """Run the per-frame network with onnxruntime from an exported file (see ``styleavatar export``)."""
         path = Path(path)
@@ -140,6 +147,18 @@ class Avatar:
         """(B, 3, R, R) inputs -> images (B, out, out, 3) uint8 and masks (B, out, out) float32 in [0, 1]."""
         image, mask = self.synthesize(render, uv)
         return to_uint8(image), mask[:, 0].cpu().numpy()
+
+def avatar_id(run: str | Path) -> str:
+    """sha256 (hex) of the run's ``avatar.safetensors``: which avatar a stream was made for."""
+    path = Path(run) / "avatar.safetensors"
+    if not path.exists():
+        raise UserError(f"{run} is not a styleavatar run folder (no avatar.safetensors)")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
 
 def load_subject(run: Path, meta: dict, identity: int) -> tuple[SubjectModel, dict, Path]:
     """Identity ``identity`` of the run in ``run`` (``meta``: its avatar.json): the face model, the meta of

@@ -23,7 +23,6 @@ Dequantised values are within half a step of the encoder's values (the bound the
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import struct
@@ -39,10 +38,11 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
-from ..config import CodecOptions, PreprocessConfig
+from ..config import CodecOptions, PreprocessConfig, ProvenanceOptions
 from ..errors import UserError
 from ..io.atomic import atomic_file
 from ..io.video import VideoWriter, probe
+from .avatar import avatar_id
 from ..tracking.crop import CropBox, choose_crop
 from ..tracking.fit import FrameParams, SubjectModel, fit_to_subject
 from ..tracking.landmarks import landmark_box
@@ -60,18 +60,6 @@ POSE_DIMS, GAZE_DIMS = 7, 4
 BASE_STEPS = {"rotation": 0.002, "log_scale": 0.002, "translation": 0.0005, "expression": 0.1, "gaze": 0.01}
 """Quantiser steps at ``quality`` 1: rotation vector (rad, ~0.1 degree), log scale, translation (fraction of
 the crop), expression (times each coefficient's RMS over the training frames), gaze (eye widths)."""
-
-
-def avatar_id(run: Path) -> str:
-    """sha256 (hex) of the run's ``avatar.safetensors``: which avatar a stream was made for."""
-    path = Path(run) / "avatar.safetensors"
-    if not path.exists():
-        raise UserError(f"{run} is not a styleavatar run folder (no avatar.safetensors)")
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def steps(subject: SubjectModel, dims: int, quality: float) -> np.ndarray:
@@ -271,6 +259,8 @@ class CodecSummary:
     audio_bytes: int
     seconds: float
     dims: int = 0
+    marked: str = ""
+    """What a decoded video carries to say that it is synthetic ('' for a stream)."""
 
     @property
     def kbit_s(self) -> float:
@@ -282,7 +272,7 @@ class CodecSummary:
             if self.audio_bytes else ""
         return (f"{verb} {self.output}: {self.frames} frames at {self.fps:g} fps, video {self.kbit_s:.2f} kbit/s "
                 f"({self.video_bytes} bytes){audio}, {self.seconds:.1f} s "
-                f"({self.frames / max(self.seconds, 1e-9):.1f} frames/s)")
+                f"({self.frames / max(self.seconds, 1e-9):.1f} frames/s)" + (f"; {self.marked}" if self.marked else ""))
 
 
 def _subject_and_meta(run: Path, identity: int) -> tuple[SubjectModel, dict]:
@@ -408,9 +398,10 @@ def _check_options(options: CodecOptions, subject: SubjectModel) -> None:
 
 
 def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, progress: bool = True,
-           device: str = "auto") -> CodecSummary:
-    """Render a stream with the avatar in ``run`` into ``output`` (mp4). ``stream`` may be a file or an open
-    binary file (a pipe): frames are rendered chunk by chunk as they arrive."""
+           device: str = "auto", provenance: ProvenanceOptions = ProvenanceOptions()) -> CodecSummary:
+    """Render a stream with the avatar in ``run`` into ``output`` (mp4, marked as synthetic and signed per
+    ``provenance``). ``stream`` may be a file or an open binary file (a pipe): frames are rendered chunk by
+    chunk as they arrive."""
     import tempfile
 
     import torch
@@ -443,7 +434,8 @@ def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, p
                     raise UserError("damaged stream: its header promises audio that it does not hold")
                 audio_path.write_bytes(audio)
             with VideoWriter(output, fps, audio_from=audio_path if audio else None,
-                             audio_duration=None if total is None else total / fps) as writer:
+                             audio_duration=None if total is None else total / fps,
+                             mark=avatar.mark(provenance)) as writer:
                 for kind, payload in chunks:
                     if kind != b"P":
                         raise UserError("damaged stream: a second audio chunk")
@@ -454,7 +446,7 @@ def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, p
                         frames += 1
                         bar.update()
     return CodecSummary(output, frames, fps, video_bytes, len(audio or b""), time.perf_counter() - t0,
-                        int(header["dims"]))
+                        int(header["dims"]), writer.mark.describe())
 
 
 class _open:

@@ -40,10 +40,13 @@ class ReenactSummary:
     """The driver's tracked motion."""
     params: FrameParams | None = None
     """The avatar's retargeted per-frame parameters (what was rendered)."""
+    marked: str = ""
+    """What the video carries to say that it is synthetic (:meth:`Mark.describe`)."""
 
     def describe(self) -> str:
         return (f"wrote {self.output}: {self.frames} frames at {self.fps:g} fps{' with audio' if self.audio else ''}, "
-                f"{self.seconds:.1f} s ({self.frames / max(self.seconds, 1e-9):.1f} frames/s, {self.network})")
+                f"{self.seconds:.1f} s ({self.frames / max(self.seconds, 1e-9):.1f} frames/s, {self.network})"
+                + (f"; {self.marked}" if self.marked else ""))
 
 
 def feather_mask(side: int, width: float) -> np.ndarray:
@@ -140,7 +143,7 @@ def reenact(run: str | Path, drive: str | Path, output: str | Path, options: Ree
     bar = tqdm(total=len(params), desc="reenacting", unit="frame", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     with VideoWriter(output, motion.fps, crf=options.crf, audio_from=drive if audio else None,
-                     audio_duration=len(params) / motion.fps) as writer, bar:
+                     audio_duration=len(params) / motion.fps, mark=avatar.mark(options.provenance)) as writer, bar:
         for image in avatar_frames(avatar, params, options.batch):
             frame = paste_back(next(sources), image, box) if sources is not None else image
             if drivers is not None:
@@ -154,4 +157,4 @@ def reenact(run: str | Path, drive: str | Path, output: str | Path, options: Ree
             bar.update()
     network = "onnx" if options.onnx is not None else avatar.runtime.label()
     return ReenactSummary(output, len(params), time.perf_counter() - start, motion.fps, audio, network, motion,
-                          params)
+                          params, writer.mark.describe())

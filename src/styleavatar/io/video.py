@@ -18,6 +18,8 @@ import numpy as np
 
 from ..errors import UserError
 from .atomic import atomic_file
+from .provenance import Mark, make_signer, sign_mp4
+from .watermark import embed
 
 
 @dataclass(frozen=True)
@@ -145,13 +147,19 @@ class VideoWriter:
     """Write RGB frames to an H.264 mp4 (yuv420p), atomically: the file appears only on ``close()``.
 
     Use as a context manager; if the block raises, no output file is left behind.
-    Optionally copies (and trims) the audio of ``audio_from`` into the output.
+    Optionally copies (and trims) the audio of ``audio_from`` into the output. With a ``mark`` (every video of
+    generated frames), each frame gets the invisible mark, the file a metadata tag and a signed C2PA manifest
+    (:mod:`.provenance`); ``frames_marked``: the caller already marked the frames (live, for all its outputs).
     """
 
     def __init__(self, path: str | Path, fps: float, crf: int = 18, preset: str = "veryfast",
                  audio_from: str | Path | None = None, audio_start: float = 0.0,
-                 audio_duration: float | None = None) -> None:
+                 audio_duration: float | None = None, mark: Mark | None = None,
+                 frames_marked: bool = False) -> None:
         self.path = Path(path)
+        self.mark = mark
+        self.embed = mark is not None and not frames_marked
+        self._signer = None
         self.fps = Fraction(fps).limit_denominator(1001)
         self.options = {"crf": str(crf), "preset": preset}
         self.audio = (Path(audio_from), audio_start, audio_duration) if audio_from else None
@@ -163,8 +171,11 @@ class VideoWriter:
         self.frames = 0
 
     def __enter__(self) -> "VideoWriter":
+        self._signer = make_signer(self.mark.options) if self.mark is not None and self.mark.options.c2pa else None
         self._tmp = self._ctx.__enter__()
         self._container = av.open(str(self._tmp), "w", format="mp4")
+        if self.mark is not None:
+            self._container.metadata["comment"] = self.mark.tag()
         return self
 
     def write(self, rgb: np.ndarray) -> None:
@@ -176,8 +187,10 @@ class VideoWriter:
             self._stream.pix_fmt = "yuv420p"
             if self.audio is not None:  # every stream must exist before the first packet is muxed
                 self._add_audio_stream()
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: self._stream.height, : self._stream.width]),
-                                           format="rgb24")
+        rgb = rgb[: self._stream.height, : self._stream.width]
+        if self.embed:
+            rgb = embed(rgb, self.mark.payload)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1
@@ -202,6 +215,12 @@ class VideoWriter:
                 if self._audio_stream is not None:
                     self._mux_audio()
             self._container.close()
+            if self._signer is not None:
+                signer, self._signer = self._signer, None
+                if exc_type is None:
+                    sign_mp4(self._tmp, self.mark, self.path.name, signer)
+                else:
+                    signer.close()
         except BaseException:
             self._ctx.__exit__(*sys.exc_info())
             raise

@@ -23,12 +23,13 @@ from ..errors import UserError
 from ..inference.avatar import Avatar
 from ..inference.codec import LiveEncoder
 from ..io.video import read_frames
+from ..io.watermark import Payload, embed
 from .driver import CAMERA_FPS, LiveDriver
 from .hosts import host_allowed
 
 JPEG_QUALITY = 85
 """Quality of the MJPEG stream's frames (1-100): sharp enough to judge the avatar, ~4x smaller than 95."""
-STAGES = ("decode", "landmarks+fit", "rasterise", "network", "encode")
+STAGES = ("decode", "landmarks+fit", "rasterise", "network", "mark", "encode")
 _DONE = object()
 
 
@@ -254,9 +255,11 @@ def _drain(queues: list[queue.Queue], threads: list[threading.Thread], timeout: 
 def run_pipeline(avatar: Avatar, frames: Iterator[np.ndarray], sinks: list[Callable[[np.ndarray], None]],
                  fps: float = CAMERA_FPS, options: TransferOptions = TransferOptions(),
                  drop_frames: bool = False, show_stats: bool = True, max_seconds: float | None = None,
-                 progress: Callable[[int], None] | None = None, encoder: LiveEncoder | None = None) -> Timings:
+                 progress: Callable[[int], None] | None = None, encoder: LiveEncoder | None = None,
+                 mark: Payload | None = None) -> Timings:
     """Run the live loop until ``frames`` ends (or ``max_seconds``); returns the timings. ``encoder`` also
-    receives every frame's landmarks (``live --encode``)."""
+    receives every frame's landmarks (``live --encode``); ``mark``: embed this invisible mark in every frame
+    before any output sees it (``live`` always does)."""
     times = Timings()
     driver = LiveDriver(avatar.subject, avatar.motion_range(), fps, options)
     q_track, q_render, q_net, q_out = (queue.Queue(maxsize=2) for _ in range(4))
@@ -284,6 +287,10 @@ def run_pipeline(avatar: Avatar, frames: Iterator[np.ndarray], sinks: list[Calla
         t0 = time.perf_counter()
         image = avatar.generate(r, uv)[0][0]
         times.add("network", time.perf_counter() - t0)
+        if mark is not None:
+            t0 = time.perf_counter()
+            image = embed(image, mark)
+            times.add("mark", time.perf_counter() - t0)
         return t_cap, image
 
     stop = threading.Event()
