@@ -13,9 +13,10 @@ Scheme (spread spectrum on a periodic tile, after Kutter's self-referencing mark
 * **Detection** needs no original: the image is high-passed (a clip: each frame, then averaged), cut into tile-sized
   pieces that are summed ("folded"), and the fold is correlated with the sync chips at every cyclic shift
   (one FFT). Cropping only shifts the tile, so the shift search undoes it; scaling changes the tile's size in
-  pixels, so the fold is tried first at the sizes an uncropped frame has at any scale (a quarter or half of
-  the shorter side, or all of it), then at all sizes from 18% to 105% of it (0.6% steps, then refined). The
-  peak's height in standard deviations of the correlation map is the detection score ``z``.
+  pixels, so the fold is tried first where an uncropped frame's tile is at any scale (a quarter or half of
+  the shorter side, or all of it, starting at the corner), then at all shifts and all sizes from 18% to 105%
+  of it (0.6% steps, then refined). The peak's height in standard deviations of the correlation map is the
+  detection score ``z``.
 * The payload is read at the peak (soft-decision Viterbi) and checked with a CRC-8. A mark is *found*
   when ``z`` passes :data:`Z_AT_PRIOR` at the prior sizes, :data:`Z_MARK` anywhere, or
   :data:`Z_WITH_PAYLOAD` with a matching CRC. The payload needs a stronger signal than the sync (32 bits from
@@ -61,10 +62,11 @@ Z_MARK = 7.0
 """Detection score (standard deviations of the sync correlation map's values) above which the mark counts as
 found on its own: only this project's frames carry the sync chips of :data:`KEY`. Unmarked clips, frames and
 photos score at most 5.6 (BENCHMARKS.md, provenance)."""
-Z_AT_PRIOR = 6.0
-"""Score that counts as found at the tile sizes our frames have when not cropped (a quarter, half or all of
-the shorter side, see :func:`tile_side`; any scaling keeps that ratio): 39 tile sizes are tried there against
-about 300 in the full search, so noise peaks are lower."""
+Z_AT_PRIOR = 5.0
+"""Score that counts as found where an uncropped frame's tile is, at any scale: tile sides of a quarter, half
+or all of the shorter side (see :func:`tile_side`; scaling keeps that ratio), starting at the top-left corner
+(:data:`CORNER`). 351 (size, shift) pairs are tried there against about 1.3 million in the full search, so
+noise peaks are far lower (unmarked content: at most 3.x in BENCHMARKS.md's set)."""
 Z_WITH_PAYLOAD = 6.0
 """Score of the full search that counts as found when the payload's CRC-8 also matches (1 in 256 by accident)."""
 PRIOR_FRACTIONS = (1 / TILES_PER_SIDE, 1 / 2, 1.0)
@@ -281,10 +283,10 @@ class Detection:
         correlation map's values as Gaussian: tile sizes x shifts tried, times 2^-8 for the CRC."""
         shifts = (CELLS * CANONICAL_CELL) ** 2
         search = math.log(TILE_RANGE[1] / TILE_RANGE[0]) / SEARCH_STEP + len(FINE_STEPS)
-        prior = len(PRIOR_FRACTIONS) * len(FINE_STEPS)
+        prior = len(PRIOR_FRACTIONS) * len(FINE_STEPS) * len(CORNER)
         chances = [shifts * search * _tail(self.score) * (2.0 ** -8 if self.payload is not None else 1.0)]
         if self.prior_score >= Z_AT_PRIOR:
-            chances.append(shifts * prior * _tail(self.prior_score))
+            chances.append(prior * _tail(self.prior_score))
         return min(1.0, *chances)
 
 
@@ -334,10 +336,17 @@ def _templates() -> tuple[np.ndarray, np.ndarray]:
     return sync, bits
 
 
-def _sync_peak(luma: np.ndarray, side: float) -> tuple[float, tuple[int, int], np.ndarray]:
-    """Fold ``luma`` at tile side ``side`` (pixels of ``luma``), correlate with the sync template.
+CORNER = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+"""Cyclic shifts (canonical pixels) where an uncropped frame's tile starts: at its top-left corner, give or take
+the rounding of a resize."""
 
-    Returns (z score of the peak, its cyclic shift (dy, dx) in canonical pixels, the canonical fold)."""
+
+def _sync_peak(luma: np.ndarray, side: float, corner: bool = False) -> tuple[float, tuple[int, int], np.ndarray]:
+    """Fold ``luma`` at tile side ``side`` (pixels of ``luma``), correlate with the sync template at every cyclic
+    shift, or only at :data:`CORNER` (``corner``).
+
+    Returns (z score of the peak against the whole correlation map, its cyclic shift (dy, dx) in canonical
+    pixels, the canonical fold)."""
     canon = CELLS * CANONICAL_CELL
     f = canon / side
     h, w = luma.shape
@@ -346,9 +355,14 @@ def _sync_peak(luma: np.ndarray, side: float) -> tuple[float, tuple[int, int], n
     fold = _fold(_whiten(scaled), canon)
     sync, _ = _templates()
     corr = np.fft.irfft2(np.fft.rfft2(fold) * np.conj(np.fft.rfft2(sync)), s=fold.shape)
-    k = int(np.argmax(corr))
-    z = (corr.flat[k] - corr.mean()) / (corr.std() + 1e-12)
-    return float(z), divmod(k, canon), fold
+    if corner:
+        ys, xs = CORNER[:, 0] % canon, CORNER[:, 1] % canon
+        i = int(np.argmax(corr[ys, xs]))
+        shift = (int(ys[i]), int(xs[i]))
+    else:
+        shift = divmod(int(np.argmax(corr)), canon)
+    z = (corr[shift] - corr.mean()) / (corr.std() + 1e-12)
+    return float(z), shift, fold
 
 
 def _read_payload(fold: np.ndarray, shift: tuple[int, int]) -> tuple[Payload | None, float]:
@@ -360,9 +374,9 @@ def _read_payload(fold: np.ndarray, shift: tuple[int, int]) -> tuple[Payload | N
     return Payload.from_bits(decoded), agreement
 
 
-def _best(luma: np.ndarray, sides) -> tuple[float, float]:
+def _best(luma: np.ndarray, sides, corner: bool = False) -> tuple[float, float]:
     """(score, tile side) of the highest sync peak over ``sides``, each refined by :data:`FINE_STEPS`."""
-    score = lambda s: _sync_peak(luma, s)[0]  # noqa: E731
+    score = lambda s: _sync_peak(luma, s, corner)[0]  # noqa: E731
     refined = [max(s * np.exp(FINE_STEPS), key=score) for s in sides]
     best = max(refined, key=score)
     return score(best), float(best)
@@ -375,13 +389,13 @@ def detect(rgb: np.ndarray) -> Detection:
     the best refined in 0.1% steps), and reads the payload at the higher peak. About 0.3 s for 256^2."""
     luma = _luma(rgb) if rgb.ndim == 3 else rgb.astype(np.float32)
     short = min(luma.shape)
-    prior_z, prior_side = _best(luma, [f * short for f in PRIOR_FRACTIONS])
+    prior_z, prior_side = _best(luma, [f * short for f in PRIOR_FRACTIONS], corner=True)
     lo, hi = max(16.0, TILE_RANGE[0] * short), TILE_RANGE[1] * short
     sides = np.exp(np.arange(math.log(lo), math.log(hi), SEARCH_STEP))
     search_z, search_side = _best(luma, [max(sides, key=lambda s: _sync_peak(luma, s)[0])])
-    side = prior_side if prior_z >= search_z else search_side
-    z, shift, fold = _sync_peak(luma, side)
+    at_prior = prior_z >= Z_AT_PRIOR or prior_z >= search_z
+    z, shift, fold = _sync_peak(luma, prior_side, corner=True) if at_prior else _sync_peak(luma, search_side)
     payload, agreement = _read_payload(fold, shift)
     found = prior_z >= Z_AT_PRIOR or search_z >= Z_MARK or (search_z >= Z_WITH_PAYLOAD and payload is not None)
     return Detection(found=found, score=max(prior_z, search_z), prior_score=prior_z, payload=payload,
-                     tile=side, agreement=agreement)
+                     tile=prior_side if at_prior else search_side, agreement=agreement)
