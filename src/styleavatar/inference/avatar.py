@@ -148,6 +148,7 @@ class Avatar:
         image, mask = self.synthesize(render, uv)
         return to_uint8(image), mask[:, 0].cpu().numpy()
 
+
 def avatar_id(run: str | Path) -> str:
     """sha256 (hex) of the run's ``avatar.safetensors``: which avatar a stream was made for."""
     path = Path(run) / "avatar.safetensors"
