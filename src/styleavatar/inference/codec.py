@@ -41,6 +41,7 @@ from tqdm import tqdm
 from ..config import CodecOptions, PreprocessConfig, ProvenanceOptions
 from ..errors import UserError
 from ..io.atomic import atomic_file
+from ..io.provenance import Mark
 from ..io.video import VideoWriter, probe
 from .avatar import avatar_id
 from ..tracking.crop import CropBox, choose_crop
@@ -435,7 +436,7 @@ def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, p
                 audio_path.write_bytes(audio)
             with VideoWriter(output, fps, audio_from=audio_path if audio else None,
                              audio_duration=None if total is None else total / fps,
-                             mark=avatar.mark(provenance)) as writer:
+                             mark=Mark.for_avatar(mine, provenance)) as writer:  # the id hashed above
                 for kind, payload in chunks:
                     if kind != b"P":
                         raise UserError("damaged stream: a second audio chunk")

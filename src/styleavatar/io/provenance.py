@@ -26,6 +26,8 @@ SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmic
 """IPTC digital source type of media made by a trained model (what C2PA and the EU AI Act's marking ask for)."""
 TAG_PREFIX = "AI-generated (synthetic) video made with styleavatar"
 """Start of the ``comment`` metadata tag of every video written."""
+GENERATOR = "styleavatar"
+"""Name of this software in the C2PA manifest (claim generator and software agent)."""
 LOCAL_SIGNER = "styleavatar local signer"
 """Common name of the certificate made on first use when the user gives none."""
 
@@ -134,12 +136,12 @@ def manifest(mark: Mark, title: str) -> dict:
     from .. import __version__
 
     return {
-        "claim_generator_info": [{"name": "styleavatar", "version": __version__}],
+        "claim_generator_info": [{"name": GENERATOR, "version": __version__}],
         "title": title,
         "assertions": [
             {"label": "c2pa.actions", "data": {"actions": [{
                 "action": "c2pa.created", "digitalSourceType": SOURCE_TYPE,
-                "softwareAgent": {"name": "styleavatar", "version": __version__}}]}},
+                "softwareAgent": {"name": GENERATOR, "version": __version__}}]}},
             {"label": "org.styleavatar.watermark", "data": {
                 "format_version": mark.payload.version, "avatar_prefix": mark.payload.avatar_prefix,
                 "synthetic": mark.payload.synthetic}},

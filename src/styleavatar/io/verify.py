@@ -2,6 +2,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .provenance import SOURCE_TYPE, TAG_PREFIX
+from .provenance import GENERATOR, SOURCE_TYPE, TAG_PREFIX
 from .video import probe, read_frames
 from .watermark import Z_MARK, Detection, detect, high_pass
 
@@ -67,7 +68,7 @@ class Verdict:
     @property
     def synthetic(self) -> bool:
         """Any of this project's layers says the file was made by it (another tool's manifest does not count)."""
-        ours = self.c2pa.present and self.c2pa.synthetic and self.c2pa.generator == "styleavatar"
+        ours = self.c2pa.present and self.c2pa.synthetic and self.c2pa.generator == GENERATOR
         return self.watermark.found or bool(self.tag) or ours
 
     def describe(self) -> str:
@@ -96,10 +97,7 @@ class Verdict:
                               "payload": None if d.payload is None else {
                                   "synthetic": d.payload.synthetic, "avatar_prefix": d.payload.avatar_prefix,
                                   "format_version": d.payload.version}},
-                "tag": self.tag, "c2pa": {"present": self.c2pa.present, "state": self.c2pa.state,
-                                          "synthetic": self.c2pa.synthetic, "signer": self.c2pa.signer,
-                                          "generator": self.c2pa.generator,
-                                          "failures": list(self.c2pa.failures)}}
+                "tag": self.tag, "c2pa": dataclasses.asdict(self.c2pa)}
 
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",

@@ -374,12 +374,11 @@ def _read_payload(fold: np.ndarray, shift: tuple[int, int]) -> tuple[Payload | N
     return Payload.from_bits(decoded), agreement
 
 
-def _best(luma: np.ndarray, sides, corner: bool = False) -> tuple[float, float]:
-    """(score, tile side) of the highest sync peak over ``sides``, each refined by :data:`FINE_STEPS`."""
-    score = lambda s: _sync_peak(luma, s, corner)[0]  # noqa: E731
-    refined = [max(s * np.exp(FINE_STEPS), key=score) for s in sides]
-    best = max(refined, key=score)
-    return score(best), float(best)
+def _best(luma: np.ndarray, sides, corner: bool = False) -> tuple[float, tuple[int, int], np.ndarray, float]:
+    """:func:`_sync_peak`'s (score, shift, fold) and the tile side of the highest peak over ``sides``, each
+    refined by :data:`FINE_STEPS` (the first of equal peaks)."""
+    candidates = [float(s * f) for s in sides for f in np.exp(FINE_STEPS)]
+    return max(((*_sync_peak(luma, s, corner), s) for s in candidates), key=lambda r: r[0])
 
 
 def detect(rgb: np.ndarray) -> Detection:
@@ -389,13 +388,13 @@ def detect(rgb: np.ndarray) -> Detection:
     the best refined in 0.1% steps), and reads the payload at the higher peak. About 0.3 s for 256^2."""
     luma = _luma(rgb) if rgb.ndim == 3 else rgb.astype(np.float32)
     short = min(luma.shape)
-    prior_z, prior_side = _best(luma, [f * short for f in PRIOR_FRACTIONS], corner=True)
+    prior = _best(luma, [f * short for f in PRIOR_FRACTIONS], corner=True)
     lo, hi = max(16.0, TILE_RANGE[0] * short), TILE_RANGE[1] * short
     sides = np.exp(np.arange(math.log(lo), math.log(hi), SEARCH_STEP))
-    search_z, search_side = _best(luma, [max(sides, key=lambda s: _sync_peak(luma, s)[0])])
-    at_prior = prior_z >= Z_AT_PRIOR or prior_z >= search_z
-    z, shift, fold = _sync_peak(luma, prior_side, corner=True) if at_prior else _sync_peak(luma, search_side)
+    search = _best(luma, [max(sides, key=lambda s: _sync_peak(luma, s)[0])])
+    prior_z, search_z = prior[0], search[0]
+    _, shift, fold, side = prior if prior_z >= Z_AT_PRIOR or prior_z >= search_z else search
     payload, agreement = _read_payload(fold, shift)
     found = prior_z >= Z_AT_PRIOR or search_z >= Z_MARK or (search_z >= Z_WITH_PAYLOAD and payload is not None)
-    return Detection(found=found, score=max(prior_z, search_z), prior_score=prior_z, payload=payload,
-                     tile=prior_side if at_prior else search_side, agreement=agreement)
+    return Detection(found=found, score=max(prior_z, search_z), prior_score=prior_z, payload=payload, tile=side,
+                     agreement=agreement)
