@@ -67,3 +67,20 @@ def test_every_option_of_every_command_is_explained():
         for action in sub._actions:
             assert action.help, (name, action.dest)
             assert action.help == argparse.SUPPRESS or len(action.help) > 8, (name, action.dest)
+
+
+NETWORK_COMMANDS = ("train", "reenact", "decode", "export", "live", "bench", "distill", "evaluate")
+
+
+def test_every_command_that_runs_a_network_takes_a_device(capsys):
+    import torch
+
+    parser = build_parser()
+    for command in NETWORK_COMMANDS:
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        assert "--device DEVICE" in capsys.readouterr().out, command
+    if not torch.cuda.is_available():  # asking a CPU-only machine for a GPU: one line, exit 2, before any work
+        assert main(["bench", "no_such_run", "--device", "cuda"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --device cuda: PyTorch sees no CUDA device") and "\n" not in err

@@ -97,3 +97,21 @@ def test_doctor_reports_the_machine_and_a_measured_speed(restricted):
     assert "measured per step" in text or "nothing to measure" in text
     if restricted:
         assert "kernels AVX2" in text and "not native" in text and "(fp32" in line
+
+
+def test_one_device_rule_for_every_command():
+    from styleavatar.errors import UserError
+    from styleavatar.runtime import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == (torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu"))
+    for bad in ("tpu", "gpu0", "cuda:x"):
+        with pytest.raises(UserError, match="auto, cpu, cuda"):
+            pick_device(bad)
+    if not torch.cuda.is_available():  # a CPU machine refuses a GPU in one line that says why
+        for asked in ("cuda", "cuda:1"):
+            with pytest.raises(UserError, match="PyTorch sees no CUDA device"):
+                pick_device(asked)
+    else:
+        with pytest.raises(UserError, match="numbered from 0"):
+            pick_device(f"cuda:{torch.cuda.device_count()}")

@@ -126,6 +126,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--init", type=Path, metavar="CKPT",
                    help="start from the weights of another run (its folder, a checkpoint or avatar.safetensors)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device(p)
     add_config_options(p, TrainConfig)
     model = p.add_argument_group("network size (override the preset)")
     add_config_options(model, ModelConfig)
@@ -147,7 +148,7 @@ def _run_train(args: argparse.Namespace) -> None:
     minutes = args.minutes if args.minutes is not None or args.iters is not None else 60.0
     summary = train(args.datasets, args.output, model_cfg, train_cfg, iters=args.iters,
                     minutes=None if args.iters is not None else minutes, resume=args.resume, init=args.init,
-                    progress=not args.quiet)
+                    progress=not args.quiet, device=args.device)
     print(summary.describe())
 
 
@@ -184,6 +185,12 @@ def _add_transfer_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) 
                    help="exported model for --backend onnx (default: RUN/avatar.onnx, see `styleavatar export`)")
 
 
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="where the networks run: auto (the first CUDA GPU PyTorch sees, else the CPU), cpu, cuda "
+                        "or cuda:N (default: auto)")
+
+
 def _onnx_path(args: argparse.Namespace) -> Path | None:
     return (args.onnx or args.run / "avatar.onnx") if args.backend == "onnx" else None
 
@@ -206,7 +213,7 @@ def _reenact_parser(sub) -> None:
     _add_transfer_options(p)
     add_config_options(p, ReenactOptions, skip=("transfer", "onnx", "provenance"))
     add_config_options(p, ProvenanceOptions)
-    p.add_argument("--device", default="auto", help="torch device: auto (cuda if present), cpu, cuda, cuda:1 ...")
+    _add_device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_reenact)
 
@@ -278,7 +285,7 @@ def _decode_parser(sub) -> None:
     p.add_argument("stream", metavar="CLIP.sam", help="stream to read, or - for standard input")
     p.add_argument("--avatar", type=Path, required=True, metavar="RUN", help="run folder of the avatar")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="video to write")
-    p.add_argument("--device", default="auto", help="torch device for the network (default: auto)")
+    _add_device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_options(p, ProvenanceOptions)
     p.set_defaults(func=_run_decode)
@@ -303,13 +310,15 @@ def _export_parser(sub) -> None:
     p.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="file to write (default: RUN/avatar.onnx)")
     p.add_argument("--fp16", action="store_true", help="half-precision weights and activations (for GPUs)")
     p.add_argument("--identity", type=int, default=0, help="identity of a multi-video run (default: 0)")
+    _add_device(p)
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> None:
     from .inference.export import export_onnx
 
-    print(export_onnx(args.run, args.onnx or args.run / "avatar.onnx", args.identity, args.fp16).describe())
+    print(export_onnx(args.run, args.onnx or args.run / "avatar.onnx", args.identity, args.fp16,
+                      device=args.device).describe())
 
 
 def _live_parser(sub) -> None:
@@ -335,6 +344,7 @@ def _live_parser(sub) -> None:
     p.add_argument("--identity", type=int, default=0, help="identity of a multi-video run (default: 0)")
     _add_transfer_options(p)
     add_config_options(p, ProvenanceOptions)
+    _add_device(p)
     p.set_defaults(func=_run_live)
 
 
@@ -351,10 +361,10 @@ def _run_live(args: argparse.Namespace) -> None:
     if args.video is None and not (args.window or args.virtual_cam or args.http or args.output or args.encode):
         raise UserError("choose where the avatar goes: --window, --virtual-cam, --http PORT, --output FILE or "
                         "--encode FILE")
-    avatar = Avatar.load(args.run, args.identity)
+    avatar = Avatar.load(args.run, args.identity, args.device)
     if _onnx_path(args):
         avatar.use_onnx(_onnx_path(args))
-    print(f"network: {'onnx' if _onnx_path(args) else avatar.runtime.describe()}", file=sys.stderr)
+    print(avatar.placement(), file=sys.stderr)
     fps = probe(args.video).fps if args.video else CAMERA_FPS
     mark = avatar.mark(config_from_args(args, ProvenanceOptions()))
     with contextlib.ExitStack() as stack:
@@ -396,6 +406,7 @@ def _bench_parser(sub) -> None:
     p.add_argument("--frames", type=int, default=200, help="frames to run (default: 200)")
     p.add_argument("--video", type=Path, metavar="FILE", help="driver video (default: the avatar's source video)")
     p.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures as JSON")
+    _add_device(p)
     p.set_defaults(func=_run_bench)
 
 
@@ -405,7 +416,7 @@ def _run_bench(args: argparse.Namespace) -> None:
     from .inference.avatar import Avatar
     from .live.pipeline import MJPEGServer, run_pipeline, video_source
 
-    avatar = Avatar.load(args.run)
+    avatar = Avatar.load(args.run, device=args.device)
     if _onnx_path(args):
         avatar.use_onnx(_onnx_path(args))
     video = args.video or Path(avatar.meta["source"]["path"])
@@ -416,9 +427,9 @@ def _run_bench(args: argparse.Namespace) -> None:
                          mark=avatar.mark().payload)
     summary = {"run": str(args.run), "backend": args.backend, "video": str(video),
                "runtime": None if _onnx_path(args) else avatar.runtime.to_dict(), **times.summary()}
-    network = "onnx" if _onnx_path(args) else avatar.runtime.describe()
+    summary["placement"] = avatar.placement()
     print(f"bench {args.run} ({args.backend}, {avatar.cfg.output_size}^2) on {video.name}\n"
-          f"network: {network}\n\n{times.table()}")
+          f"{summary['placement']}\n\n{times.table()}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -436,6 +447,7 @@ def _distill_parser(sub) -> None:
     budget.add_argument("--minutes", type=float, default=20.0, help="time budget (default: 20)")
     budget.add_argument("--iters", type=int, help="iteration budget instead of time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device(p)
     add_config_options(p, DistillConfig)
     p.set_defaults(func=_run_distill)
 
@@ -444,7 +456,8 @@ def _run_distill(args: argparse.Namespace) -> None:
     from .training.distill import distill
 
     print(distill(args.run, args.output, config_from_args(args, DistillConfig()),
-                  None if args.iters else args.minutes, args.iters, progress=not args.quiet).describe())
+                  None if args.iters else args.minutes, args.iters, progress=not args.quiet,
+                  device=args.device).describe())
 
 
 def _evaluate_parser(sub) -> None:
@@ -463,6 +476,7 @@ def _evaluate_parser(sub) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="REPORT_DIR", help="report folder")
     p.add_argument("--max-frames", type=int, help="score at most this many held-out frames (evenly spaced)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device(p)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -470,7 +484,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     from .evaluation.report import evaluate
 
     print(evaluate(args.run, args.dataset, args.drive, args.output, args.max_frames,
-                   progress=not args.quiet).describe())
+                   progress=not args.quiet, device=args.device).describe())
 
 
 def _demo_parser(sub) -> None:

@@ -247,6 +247,48 @@ def _pick(pairs: list[tuple[str, bool]], best: dict[str, float]) -> tuple[str, b
     return chosen
 
 
+def pick_device(spec: str | torch.device = "auto") -> torch.device:
+    """The device a command's networks run on: the one rule behind every ``--device`` option.
+
+    'auto': the first CUDA device PyTorch sees, else the CPU. 'cpu', 'cuda' or 'cuda:N' as given, refused
+    with a one-line reason when PyTorch cannot use it (a CPU-only build, or no such GPU)."""
+    from .errors import UserError
+
+    text = str(spec).strip().lower()
+    if text == "auto":
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UserError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise UserError(f"device {spec!r} is not supported: use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise UserError(f"--device {spec}: PyTorch sees no CUDA device (PyTorch {torch.__version__}, {build})")
+    index = 0 if device.index is None else device.index
+    if index >= torch.cuda.device_count():
+        raise UserError(f"--device {spec}: PyTorch sees {torch.cuda.device_count()} CUDA device(s), "
+                        f"numbered from 0")
+    return torch.device("cuda", index)
+
+
+def device_name(device: torch.device) -> str:
+    """'cpu (Intel(R) Xeon(R) ...)' or 'cuda:0 (NVIDIA H200)'."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({cpu_info().model})"
+
+
+def tune_for(device: torch.device) -> None:
+    """Backend switches for a device, set once per process: cuDNN picks the fastest convolution algorithm for
+    each shape (the networks' shapes are fixed, so the search pays for itself after a few steps)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def set_threads(threads: int | None = None) -> int:
     """Use ``threads`` intra-op threads (None: every usable core, see :func:`usable_cores`); returns the count."""
     n = threads or usable_cores()

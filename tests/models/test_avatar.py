@@ -187,3 +187,58 @@ def test_inference_latent_is_the_mean_of_the_training_frames_and_old_files_load(
     per_frame, _ = fresh.styles(frames, ident)
     assert torch.allclose(w_mean, per_frame.mean(0, keepdim=True).expand(2, -1), atol=1e-6)
     assert not torch.allclose(w_mean[:1], w_paper, atol=1e-3)
+
+
+class _HostRead(AssertionError):
+    pass
+
+
+def test_a_training_forward_and_backward_never_read_a_tensor_on_the_host(monkeypatch):
+    """Reading a tensor's value (bool, float, item, tolist, unique) waits for a GPU; none may happen per step."""
+    from styleavatar.training.speed import synthetic_batch
+    from styleavatar.training.step import reconstruction_losses
+
+    torch.manual_seed(0)
+    single = AvatarNet(CFG, identities=1)
+    b = synthetic_batch(CFG, 2)
+
+    def step():
+        image, mask = single(b.render, b.uv, b.frame_index, b.identity, b.offsets)
+        sum(reconstruction_losses(image, mask, b, None).values()).backward()
+
+    def forbid(name):
+        def read(*args, **kwargs):
+            raise _HostRead(f"host read: {name}")
+        return read
+
+    with monkeypatch.context() as m:
+        for name in ("__bool__", "__float__", "__int__", "item", "tolist"):
+            m.setattr(torch.Tensor, name, forbid(name))
+        m.setattr(torch, "unique", forbid("torch.unique"))
+        step()  # generated maps, paper latent
+        single.freeze_features()
+        step()  # cached maps
+    single.set_inference_latents(torch.arange(4), torch.zeros(4, dtype=torch.long))
+    with monkeypatch.context() as m:
+        for name in ("__bool__", "__float__", "__int__", "item", "tolist"):
+            m.setattr(torch.Tensor, name, forbid(name))
+        step()  # with the inference latents set
+    # the guard works: the old per-forward read of the flag buffer is caught
+    with monkeypatch.context() as m, pytest.raises(_HostRead):
+        m.setattr(torch.Tensor, "__bool__", forbid("__bool__"))
+        bool(single.features_frozen)
+
+
+def test_flag_buffers_and_their_attributes_agree_after_load():
+    torch.manual_seed(0)
+    a = AvatarNet(CFG, identities=1)
+    a.freeze_features()
+    a.set_inference_latents(torch.arange(3), torch.zeros(3, dtype=torch.long))
+    b = AvatarNet(CFG, identities=1)
+    assert not b.maps_cached and not b.latents_set
+    b.load_state_dict(a.state_dict())
+    assert b.maps_cached and b.latents_set
+    old = {k: v for k, v in a.state_dict().items() if not k.startswith("inference_latents")}
+    c = AvatarNet(CFG, identities=1)
+    c.load_state_dict(old)  # a file from before the inference latents
+    assert c.maps_cached and not c.latents_set

@@ -196,11 +196,15 @@ the driver's tracking. A fault at the image level only is the network's.</p>
 
 
 def evaluate(run: str | Path, dataset: str | Path, drives: list[str | Path], output: str | Path,
-             max_frames: int | None = None, strips: int = 4, progress: bool = True) -> EvalSummary:
-    """Score the avatar in ``run``; write metrics.json and index.html into ``output``."""
+             max_frames: int | None = None, strips: int = 4, progress: bool = True,
+             device: str = "auto") -> EvalSummary:
+    """Score the avatar in ``run``; write metrics.json and index.html into ``output``. device: where the
+    avatar's network runs (see :func:`styleavatar.runtime.pick_device`)."""
     start = time.perf_counter()
     run, output = Path(run), Path(output)
-    avatar = Avatar.load(run)
+    avatar = Avatar.load(run, device=device)
+    if progress:
+        print(avatar.placement(), file=sys.stderr)
     ds = Dataset.open(dataset)
     missing = [str(d) for d in drives if not Path(d).exists()]
     if missing:

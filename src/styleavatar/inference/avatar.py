@@ -20,12 +20,12 @@ from ..data.dataset import load_face_model, load_params
 from ..errors import UserError
 from ..io.checkpoint import AVATAR_FORMAT, load_tensors
 from ..io.image import to_tensor, to_uint8
-from ..io.onnx import session
+from ..io import onnx
 from ..io.provenance import Mark
 from ..models.avatar import AvatarNet
 from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import render_frame, resize_image, resize_uv
-from ..runtime import Runtime, choose
+from ..runtime import Runtime, choose, device_name, pick_device, tune_for
 from ..tracking.fit import FrameParams, Pose, SubjectModel
 from ..tracking.retarget import AvatarRange
 
@@ -63,10 +63,12 @@ class Avatar:
         return self._local.rasterizer
 
     @classmethod
-    def load(cls, run: str | Path, identity: int = 0, device: str | torch.device = "cpu",
+    def load(cls, run: str | Path, identity: int = 0, device: str | torch.device = "auto",
              rasterizer: str = "auto", precision: str = "auto", channels_last: bool | None = None) -> "Avatar":
-        """Load the avatar in ``run``; ``precision``/``channels_last``: fixed, or chosen here by a probe."""
-        run = Path(run)
+        """Load the avatar in ``run``; ``device``: see :func:`~styleavatar.runtime.pick_device`;
+        ``precision``/``channels_last``: fixed, or chosen here by a probe."""
+        run, device = Path(run), pick_device(device)
+        tune_for(device)
         if not (run / "avatar.safetensors").exists():
             raise UserError(f"{run} is not a styleavatar run folder (no avatar.safetensors): "
                             "make one with `styleavatar train`")
@@ -125,18 +127,37 @@ class Avatar:
         return Mark.for_avatar(avatar_id(self.run), options)
 
     def use_onnx(self, path: str | Path) -> None:
-        """Run the per-frame network with onnxruntime from an exported file (see ``styleavatar export``)."""
+        """Run the per-frame network with onnxruntime from an exported file (see ``styleavatar export``), on
+        the avatar's device: the CPU provider for the CPU, else TensorRT or CUDA on the same GPU."""
         path = Path(path)
         if not path.exists():
             raise UserError(f"no ONNX model at {path}: make one with `styleavatar export {self.run} --onnx {path}`")
-        self.onnx = session(path)
+        side = (3, self.cfg.render_size, self.cfg.render_size)
+        sidecar = path.with_name(path.name + ".json")
+        fp16 = sidecar.exists() and bool(json.loads(sidecar.read_text()).get("fp16"))
+        on_gpu = self.device.type == "cuda"
+        self.onnx = onnx.session(path, onnx.GPU_FIRST if on_gpu else onnx.CPU_ONLY, device_id=self.device.index or 0,
+                                 inputs={"render": side, "uv": side}, fp16=fp16)
+
+    def placement(self) -> str:
+        """One line saying what runs where: the network (PyTorch device and precision, or ONNX Runtime's
+        providers) and the rasteriser (OpenGL renderer, or the PyTorch reference)."""
+        if getattr(self, "onnx", None) is not None:
+            network = onnx.describe(self.onnx)
+        else:
+            network = f"PyTorch on {device_name(self.device)}, {self.runtime.label()}"
+        r = self.rasterizer
+        raster = f"gl: {r.description}" if r.name == "gl" else f"{r.name} (reference)"
+        return f"network: {network}; rasteriser {raster}"
 
     @torch.no_grad()
     def synthesize(self, render: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, R, R) inputs -> images (B, 3, out, out) float32 in about [-1, 1], masks (B, 1, out, out) in [0, 1]."""
         if getattr(self, "onnx", None) is not None:
-            out = self.onnx.run(None, {"render": render.cpu().numpy(), "uv": uv.cpu().numpy()})
-            return torch.from_numpy(out[0]), torch.from_numpy(out[1])
+            b, out = render.shape[0], self.cfg.output_size
+            res = onnx.run_bound(self.onnx, {"render": render, "uv": uv},
+                                 {"image": (b, 3, out, out), "mask": (b, 1, out, out)})
+            return res["image"], res["mask"]
         b, net, fmt = render.shape[0], self.net, self.runtime.memory_format
         with self.runtime.autocast():
             image, mask = net.synthesize(render.contiguous(memory_format=fmt), uv.contiguous(memory_format=fmt),

@@ -405,8 +405,6 @@ def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, p
     chunk as they arrive."""
     import tempfile
 
-    import torch
-
     from .avatar import Avatar
     from .reenact import avatar_frames
 
@@ -418,9 +416,9 @@ def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, p
         if header["avatar"] != mine:
             raise UserError(f"this stream was made for avatar {header['avatar'][:12]}, not for {run} "
                             f"({mine[:12]}); decode it with the avatar it was encoded for")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         avatar = Avatar.load(run, int(header.get("identity", 0)), device)
+        if progress:
+            print(avatar.placement(), file=sys.stderr)
         step, fps, k = np.asarray(header["steps"]), float(header["fps"]), avatar.subject.basis.shape[0]
         chunks = read_chunks(f)
         audio, frames, video_bytes = None, 0, 0

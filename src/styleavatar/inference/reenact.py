@@ -123,12 +123,12 @@ def reenact(run: str | Path, drive: str | Path, output: str | Path, options: Ree
             progress: bool = True, device: str = "auto") -> ReenactSummary:
     """Drive the avatar in ``run`` with ``drive`` (a video or a motion .npz) and write ``output`` (mp4)."""
     start = time.perf_counter()
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     run, drive, output = Path(run), Path(drive), Path(output)
     avatar = Avatar.load(run, options.identity, device)
     if options.onnx is not None:
         avatar.use_onnx(options.onnx)
+    if progress:
+        print(avatar.placement(), file=sys.stderr)
     motion: DriverMotion = load_motion(drive, progress)
     is_video = drive.suffix.lower() != ".npz"
     if options.side_by_side and not is_video:

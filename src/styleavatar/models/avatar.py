@@ -70,6 +70,7 @@ class AvatarNet(nn.Module):
         self.register_buffer("features_frozen", torch.zeros((), dtype=torch.bool))
         self.register_buffer("inference_latents", torch.zeros(identities, cfg.style_dim))
         self.register_buffer("inference_latents_set", torch.zeros((), dtype=torch.bool))
+        self.refresh_flags()
         if cfg.known_base:
             # (identities, 3, crop, crop) in [-1, 1]; set to the median training frame before training starts
             self.background_images = nn.Parameter(torch.zeros(identities, 3, cfg.crop_size, cfg.crop_size))
@@ -80,7 +81,15 @@ class AvatarNet(nn.Module):
         state = dict(state_dict)
         for name in ("inference_latents", "inference_latents_set"):
             state.setdefault(name, getattr(self, name))
-        return super().load_state_dict(state, strict=strict, assign=assign)
+        result = super().load_state_dict(state, strict=strict, assign=assign)
+        self.refresh_flags()
+        return result
+
+    def refresh_flags(self) -> None:
+        """Copy the two flag buffers (saved with the weights) into plain attributes, which the forward reads:
+        reading a buffer on a GPU would wait for the GPU on every forward. Call after writing the buffers."""
+        self.maps_cached = bool(self.features_frozen)
+        self.latents_set = bool(self.inference_latents_set)
 
     # ------------------------------------------------------------------------------------ codes
     def styles(self, frame_index: torch.Tensor, identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,7 +100,7 @@ class AvatarNet(nn.Module):
         asked = frame_index == INFERENCE_FRAME
         frames = torch.where(asked, torch.full_like(frame_index, int(FRAME_CODE_DIVISOR // 2)), frame_index)
         w = self.map_frame(torch.cat([positional_encoding(frame_code_time(frames)), id_code], dim=1))
-        if bool(self.inference_latents_set):
+        if self.latents_set:
             w = torch.where(asked[:, None], self.inference_latents[identity].to(w.dtype), w)
         return w, self.map_identity(id_code)
 
@@ -113,6 +122,7 @@ class AvatarNet(nn.Module):
             w, _ = self.styles(rows, torch.full_like(rows, k))
             self.inference_latents[k] = w.float().mean(0)
         self.inference_latents_set.fill_(True)
+        self.latents_set = True
 
     # ---------------------------------------------------------------------------- static maps
     def feature_maps(self, w_identity: torch.Tensor, identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,8 +132,11 @@ class AvatarNet(nn.Module):
         generated once and the result indexed per sample: the same values and gradients as one pass per
         sample, at 1/B of the cost when the batch holds one person.
         """
-        if bool(self.features_frozen):
+        if self.maps_cached:
             return self.face_maps[identity], self.background_maps[identity]
+        if self.identities == 1:  # no torch.unique (its output size is data-dependent: a GPU sync)
+            per_sample = torch.zeros_like(identity)
+            return self.face_generator(w_identity[:1])[per_sample], self.background_generator(w_identity[:1])[per_sample]
         ids, per_sample = torch.unique(identity, return_inverse=True)
         first = torch.zeros_like(ids).scatter_reduce(0, per_sample, torch.arange(len(identity), device=ids.device),
                                                      "amin", include_self=False)  # one sample of each identity
@@ -147,6 +160,7 @@ class AvatarNet(nn.Module):
         self.face_maps.copy_(self.face_generator(w_id).float())
         self.background_maps.copy_(self.background_generator(w_id).float())
         self.features_frozen.fill_(True)
+        self.maps_cached = True
         for p in [*self.face_generator.parameters(), *self.background_generator.parameters(),
                   *self.map_identity.parameters()]:
             p.requires_grad_(False)

@@ -44,6 +44,39 @@ def _load_triton_first() -> None:
         pass
 
 
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "swiftshader", "lavapipe")
+"""Words in GL_RENDERER that mark a software OpenGL (Mesa on the CPU), passed over when a GPU's driver is there."""
+
+
+def is_software(renderer: str) -> bool:
+    return any(word in renderer.lower() for word in SOFTWARE_RENDERERS)
+
+
+def _egl_context():
+    """A headless EGL context on the first hardware EGL device, else on the first device (Mesa's llvmpipe).
+
+    EGL device 0 is often Mesa's software renderer even on a GPU machine, so each device is tried in turn."""
+    import moderngl
+
+    fallback = None
+    for index in range(16):
+        try:
+            ctx = moderngl.create_context(standalone=True, backend="egl", device_index=index)
+        except Exception:  # past the last device (or a device without OpenGL 3.3)
+            break
+        if not is_software(ctx.info.get("GL_RENDERER", "")):
+            if fallback is not None:
+                fallback.release()
+            return ctx
+        if fallback is None:
+            fallback = ctx
+        else:
+            ctx.release()
+    if fallback is None:
+        return moderngl.create_context(standalone=True, backend="egl")  # raises with EGL's own reason
+    return fallback
+
+
 def _context():
     """This thread's OpenGL context (a context is current in the thread that created it only)."""
     import moderngl
@@ -51,7 +84,7 @@ def _context():
     if getattr(_THREAD, "ctx", None) is None:
         _load_triton_first()
         try:
-            _THREAD.ctx = moderngl.create_context(standalone=True, backend="egl")
+            _THREAD.ctx = _egl_context()
         except Exception:  # no EGL: try the platform default (GLX/WGL/CGL with a display)
             _THREAD.ctx = moderngl.create_context(standalone=True)
     return _THREAD.ctx
@@ -80,6 +113,7 @@ class GLRasterizer:
 
     def __init__(self) -> None:
         self.ctx = _context()
+        self.description = gl_description()
         self.prog = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
         self._fbo_size: tuple[int, int] | None = None
 

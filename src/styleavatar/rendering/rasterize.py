@@ -10,6 +10,8 @@ covered by a triangle, and a last channel that is 1 where covered and 0 elsewher
 """
 from __future__ import annotations
 
+import functools
+import sys
 from typing import Protocol
 
 import numpy as np
@@ -105,4 +107,11 @@ def make_rasterizer(backend: str = "auto") -> Rasterizer:
         from ..errors import UserError
 
         raise UserError(f"OpenGL rasteriser unavailable: {reason}")
+    _warn_once(f"warning: OpenGL is unavailable here ({reason}); rasterising with the PyTorch reference, "
+               "which is slower (see `styleavatar doctor`)")
     return TorchRasterizer()
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(text: str) -> None:
+    print(text, file=sys.stderr)

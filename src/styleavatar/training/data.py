@@ -92,6 +92,11 @@ class Batch:
                      else v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()}
         return Batch(**moved)
 
+    def pinned(self) -> "Batch":
+        """The batch in page-locked host memory, so :meth:`to` a GPU copies asynchronously (call it in the
+        loader thread, where the copy into pinned memory overlaps the GPU's work)."""
+        return Batch(**{k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()})
+
 
 def make_batch(store: FrameStore, rows: np.ndarray, offsets: list[tuple[int, int]], cfg: ModelConfig) -> Batch:
     """Assemble the frames ``rows`` of ``store`` with the given window offsets (cells)."""

@@ -38,7 +38,7 @@ from ..runtime import Runtime
 from ..tracking.fit import FrameParams
 from ..tracking.procrustes import euler_degrees, rotation_from_euler
 from .data import Batch
-from .step import Optimiser, adamw, generator_step
+from .step import Optimiser, adamw, generator_step, loss_values
 
 
 @dataclass
@@ -94,8 +94,8 @@ def _teacher_batch(avatar: Avatar, render: torch.Tensor, uv: torch.Tensor) -> Ba
     image, mask = avatar.synthesize(render, uv)
     b = render.shape[0]
     return Batch(render=render, uv=uv, image=image, mask=mask, render_window=None,
-                 frame_index=torch.full((b,), INFERENCE_FRAME, dtype=torch.long),
-                 identity=torch.full((b,), avatar.identity, dtype=torch.long), offsets=None)
+                 frame_index=torch.full((b,), INFERENCE_FRAME, dtype=torch.long, device=render.device),
+                 identity=torch.full((b,), avatar.identity, dtype=torch.long, device=render.device), offsets=None)
 
 
 def _forward_ms(net: AvatarNet, render: torch.Tensor, uv: torch.Tensor, identity: int) -> float:
@@ -105,6 +105,8 @@ def _forward_ms(net: AvatarNet, render: torch.Tensor, uv: torch.Tensor, identity
         for _ in range(7):
             t0 = time.perf_counter()
             net.synthesize(render[:1], uv[:1], w, **net.cached_maps(identity))
+            if render.is_cuda:
+                torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
     return 1000 * float(np.median(times[2:]))
 
@@ -153,25 +155,30 @@ def make_student(avatar: Avatar, width: int) -> AvatarNet:
     student.map_frame.load_state_dict(avatar.net.map_frame.state_dict())  # same latent space to start from
     student.inference_latents.copy_(avatar.net.inference_latents)  # and the same inference latent
     student.inference_latents_set.copy_(avatar.net.inference_latents_set)
+    student.refresh_flags()
     for module in (student.face_generator, student.background_generator, student.map_identity):
         module.requires_grad_(False)
     return student
 
 
 def distill(run: str | Path, output: str | Path, config: DistillConfig = DistillConfig(), minutes: float | None = 20.0,
-            iters: int | None = None, progress: bool = True) -> DistillSummary:
-    """Train a student of ``config.width`` channels at most from the avatar in ``run``; write it as a run folder."""
+            iters: int | None = None, progress: bool = True, device: str = "auto") -> DistillSummary:
+    """Train a student of ``config.width`` channels at most from the avatar in ``run``; write it as a run folder.
+
+    device: where teacher and student run (see :func:`styleavatar.runtime.pick_device`)."""
     start = time.perf_counter()
     run, output = Path(run), Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise UserError(f"{output} already exists and is not an empty folder; choose a new folder")
-    avatar = Avatar.load(run)
+    avatar = Avatar.load(run, device=device)
+    if progress:
+        print(f"teacher {avatar.placement()}", file=sys.stderr)
     torch.manual_seed(config.seed)
-    student = make_student(avatar, config.width)
+    student = make_student(avatar, config.width).to(avatar.device)
     t = student_train_config(run, config)
     opt = Optimiser(student, adamw([p for p in student.parameters() if p.requires_grad], t), t.grad_clip)
     rt = Runtime(str(avatar.device), "fp32", False, torch.get_num_threads(), "the student trains in fp32")
-    vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size) if t.vgg_weight > 0 else None
+    vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size).to(avatar.device) if t.vgg_weight > 0 else None
     train_idx = np.arange(*avatar.meta["split"]["train"])
     stream = prefetch(_batches(avatar, train_idx, t.batch, config.seed, config.perturbation), depth=3)
     budget = minutes * 60 if minutes is not None and iters is None else float("inf")
@@ -182,7 +189,8 @@ def distill(run: str | Path, output: str | Path, config: DistillConfig = Distill
             losses, _ = generator_step(student, opt, _teacher_batch(avatar, *next(stream)), t, rt, it, vgg)
             it += 1
             bar.update()
-            bar.set_postfix(l1=f"{losses['l1']:.4f}")
+            if it % 10 == 0:  # reading a loss waits for the device
+                bar.set_postfix(l1=f"{loss_values(losses)['l1']:.4f}")
     student.eval().requires_grad_(False)
     render, uv = next(stream)
     teacher_ms, student_ms = (_forward_ms(n, render, uv, avatar.identity) for n in (avatar.net, student))

@@ -16,15 +16,16 @@ from .data import Batch
 from .losses import discriminator_loss, generator_gan_loss, r1_penalty
 
 
-def adamw(params, t: TrainConfig, lazy_every: int = 0) -> torch.optim.AdamW:
-    """AdamW with ``t``'s learning rate, betas and weight decay.
+def adamw(params, t: TrainConfig, lazy_every: int = 0, fused: bool = False) -> torch.optim.AdamW:
+    """AdamW with ``t``'s learning rate, betas and weight decay; ``fused``: one kernel for all parameters
+    (for parameters on a GPU).
 
     lazy_every: > 0 for a network whose regulariser runs every that many steps (StyleGAN2's lazy
     regularisation): learning rate and betas are scaled so its steps match an every-step regulariser.
     """
     ratio = lazy_every / (lazy_every + 1) if lazy_every else 1.0
     return torch.optim.AdamW(params, lr=t.lr * ratio, betas=(t.beta1 ** ratio, t.beta2 ** ratio),
-                             weight_decay=t.weight_decay)
+                             weight_decay=t.weight_decay, fused=fused or None)
 
 
 class Optimiser:
@@ -35,9 +36,16 @@ class Optimiser:
         self.net, self.opt, self.grad_clip, self.dist = net, opt, grad_clip, dist
         self.scaler = torch.amp.GradScaler("cpu", enabled=False)
 
-    def use_runtime(self, rt: Runtime) -> None:
-        """fp16 gradients can underflow: scale the loss under fp16 (one scaler per network)."""
+    def use_runtime(self, rt: Runtime, scaler_state: dict | None = None) -> None:
+        """fp16 gradients can underflow: scale the loss under fp16 (one scaler per network). ``scaler_state``:
+        a checkpoint's :meth:`scaler_state`, so a resumed run keeps the loss scale it had learnt."""
         self.scaler = torch.amp.GradScaler(torch.device(rt.device).type, enabled=rt.dtype == torch.float16)
+        if scaler_state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(scaler_state)
+
+    def scaler_state(self) -> dict:
+        """The loss scaler's state as JSON-able numbers ({} when no scaling is used)."""
+        return self.scaler.state_dict()
 
     def step(self, loss: torch.Tensor) -> None:
         """Backward, average across processes, clip, step."""
@@ -68,8 +76,10 @@ def weighted_sum(losses: dict[str, torch.Tensor], t: TrainConfig) -> torch.Tenso
 
 def generator_step(G: nn.Module, opt: Optimiser, b: Batch, t: TrainConfig, rt: Runtime, iteration: int,
                    vgg: nn.Module | None = None, D: nn.Module | None = None
-                   ) -> tuple[dict[str, float], torch.Tensor]:
-    """One generator update on batch ``b``; returns the losses and the generated images (B, 3, out, out).
+                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One generator update on batch ``b``; returns the losses (detached 0-d tensors, on the device: reading
+    them is a host sync, so callers convert only when they log: see :func:`loss_values`) and the generated
+    images (B, 3, out, out).
 
     ``vgg`` is used on iterations divisible by ``t.vgg_every``; ``D`` (None: no GAN loss) is held fixed."""
     if D is not None:
@@ -83,22 +93,31 @@ def generator_step(G: nn.Module, opt: Optimiser, b: Batch, t: TrainConfig, rt: R
     opt.step(weighted_sum(losses, t))
     if D is not None:
         D.requires_grad_(True)
-    return {k: float(v.detach()) for k, v in losses.items()}, image.detach()
+    return {k: v.detach() for k, v in losses.items()}, image.detach()
 
 
 def discriminator_step(D: nn.Module, opt: Optimiser, b: Batch, fake: torch.Tensor, t: TrainConfig, rt: Runtime,
-                       iteration: int) -> dict[str, float]:
-    """One discriminator update: real frames of ``b`` against ``fake`` (B, 3, out, out), R1 every ``r1_every``."""
+                       iteration: int) -> dict[str, torch.Tensor]:
+    """One discriminator update: real frames of ``b`` against ``fake`` (B, 3, out, out), R1 every ``r1_every``.
+    Returns detached 0-d loss tensors, like :func:`generator_step`."""
     with rt.autocast():
         loss = discriminator_loss(D(b.image, b.render_window).float(), D(fake, b.render_window).float())
-    out = {"d": float(loss.detach())}
+    out = {"d": loss.detach()}
     if t.r1_gamma > 0 and iteration % t.r1_every == 0:
         real = b.image.detach().requires_grad_(True)
         r1 = r1_penalty(D(real, b.render_window), real)  # fp32: the penalty needs precise gradients
         loss = loss + r1 * (t.r1_gamma / 2 * t.r1_every)
-        out["r1"] = float(r1.detach())
+        out["r1"] = r1.detach()
     opt.step(loss)
     return out
+
+
+def loss_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The losses as numbers: one host sync for all of them (a GPU runs ahead until something is read)."""
+    if not losses:
+        return {}
+    values = torch.stack([v.float() for v in losses.values()]).tolist()
+    return dict(zip(losses, values))
 
 
 @torch.no_grad()
@@ -109,5 +128,4 @@ def update_ema(ema: nn.Module, net: nn.Module, decay: float, iteration: int) -> 
     ``decay``), so short runs get a useful average too. Buffers are constants or the cached maps, which
     each copy computes from its own generators."""
     d = min(decay, (1 + iteration) / (10 + iteration))
-    for pe, p in zip(ema.parameters(), net.parameters()):
-        pe.lerp_(p, 1 - d)
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - d)  # one fused op for all tensors

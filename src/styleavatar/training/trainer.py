@@ -34,12 +34,12 @@ from ..io.weights import load_weights
 from ..models.avatar import INFERENCE_FRAME, AvatarNet
 from ..models.perceptual import PerceptualLoss
 from ..models.stylegan import Discriminator
-from ..runtime import Runtime, choose
+from ..runtime import Runtime, choose, device_name, pick_device, tune_for
 from . import distributed as ddp
 from . import run_folder as rf
 from .data import Batch, FrameStore, batches, make_batch
 from .speed import probe_steps
-from .step import Optimiser, adamw, discriminator_step, generator_step, update_ema
+from .step import Optimiser, adamw, discriminator_step, generator_step, loss_values, update_ema
 
 
 @dataclass
@@ -62,6 +62,9 @@ class TrainSummary:
         return text + (f"\n  warning: {self.warning}" if self.warning else "")
 
 
+AGREE_EVERY = 8
+"""With several processes, time-based events (stop, snapshot, sample, eval) are agreed every this many
+iterations: an event comes at most this many iterations late, and the processes sync that much less."""
 SPEED_CHECK_S = 60.0
 """Seconds of training (or a quarter of a shorter budget) after which the speed is judged."""
 
@@ -70,13 +73,15 @@ class Trainer:
     """Owns the networks, optimisers and run folder; :meth:`run` trains until the budget is spent."""
 
     def __init__(self, datasets: Sequence[Path], run_dir: Path, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                 resume: bool, init: Path | None, progress: bool, log) -> None:
+                 resume: bool, init: Path | None, progress: bool, log, device: str = "auto") -> None:
         self.run_dir, self.progress, self.log = Path(run_dir), progress, log
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = pick_device(device)
         self.dist = ddp.init_distributed(self.device.type)
         if self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
+            if self.dist.world > 1:  # torchrun: one GPU per process
+                self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
+        tune_for(self.device)
         ckpts = list_checkpoints(self.run_dir) if self.run_dir.exists() else []
         if ckpts and not resume:
             raise UserError(f"{self.run_dir} already holds a training run: pass --resume to continue it, "
@@ -98,6 +103,7 @@ class Trainer:
         torch.manual_seed(train_cfg.seed)
         self._build(init)
         self.iteration, self.elapsed = 0, 0.0
+        self.scaler_states: dict[str, dict] = {}
         self.resume_from = self._resume() if resume else None
         self.runtime: Runtime | None = None  # chosen by measure_runtime() once training frames are loaded
         self.train_codes: tuple[torch.Tensor, torch.Tensor] | None = None  # (frame index, identity) per frame
@@ -112,8 +118,10 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.D = Discriminator(m.output_size, m.disc_channels).to(self.device)
         ddp.broadcast_module(self.D, self.dist)
-        self.opt_G = Optimiser(self.G, adamw(self.G.parameters(), t), t.grad_clip, self.dist)
-        self.opt_D = Optimiser(self.D, adamw(self.D.parameters(), t, lazy_every=t.r1_every), t.grad_clip, self.dist)
+        fused = self.device.type == "cuda"
+        self.opt_G = Optimiser(self.G, adamw(self.G.parameters(), t, fused=fused), t.grad_clip, self.dist)
+        self.opt_D = Optimiser(self.D, adamw(self.D.parameters(), t, lazy_every=t.r1_every, fused=fused),
+                               t.grad_clip, self.dist)
         self.vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size).to(self.device) if t.vgg_weight > 0 else None
 
     def _load_init(self, path: Path) -> None:
@@ -168,9 +176,9 @@ class Trainer:
             rt = ddp.broadcast_object(rt, self.dist)
         rt.apply_layout(self.G, self.D, self.vgg)
         self.runtime = rt
-        self.opt_G.use_runtime(rt)
-        self.opt_D.use_runtime(rt)
-        self.log(f"runtime: {rt.describe()}")
+        self.opt_G.use_runtime(rt, self.scaler_states.get("opt_G"))
+        self.opt_D.use_runtime(rt, self.scaler_states.get("opt_D"))
+        self.log(f"runtime: {device_name(self.device)}; {rt.describe()}")
         return rt
 
     # ------------------------------------------------------------------------------- checkpoints
@@ -185,13 +193,15 @@ class Trainer:
         self.update_inference_latents()
         meta = {"iteration": self.iteration, "elapsed_s": self.elapsed, "model": to_dict(self.mcfg),
                 "train": to_dict(self.tcfg), "identities": len(self.datasets),
-                "datasets": [str(ds.root.resolve()) for ds in self.datasets]}
+                "datasets": [str(ds.root.resolve()) for ds in self.datasets],
+                "scalers": {"opt_G": self.opt_G.scaler_state(), "opt_D": self.opt_D.scaler_state()}}
         rf.save_checkpoint(self.run_dir, *self._state(), meta, self.tcfg.keep_checkpoints)
         rf.save_avatar(self.run_dir, self.G_ema, rf.avatar_meta(self.mcfg, self.datasets, self.iteration))
 
     def _resume(self) -> Path:
         path, meta = rf.load_newest_usable(self.run_dir, *self._state(), self.log)
         self.iteration, self.elapsed = int(meta["iteration"]), float(meta["elapsed_s"])
+        self.scaler_states = meta.get("scalers", {})  # applied once the runtime is chosen (fp16 only)
         self.log(f"resuming {self.run_dir} at iteration {self.iteration} ({self.elapsed / 60:.1f} min trained)")
         return path
 
@@ -200,7 +210,7 @@ class Trainer:
             rf.write_run_files(self.run_dir, self.mcfg, self.tcfg, self.datasets, self.dist.world, self.runtime)
 
     def maybe_freeze(self) -> None:
-        if self.iteration == self.tcfg.freeze_features_at and not bool(self.G.features_frozen):
+        if self.iteration == self.tcfg.freeze_features_at and not self.G.maps_cached:
             self.G.freeze_features()
             self.G_ema.freeze_features()
             self.log(f"iteration {self.iteration}: feature generators frozen, maps cached")
@@ -245,8 +255,9 @@ class Trainer:
 def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelConfig | None = None,
           train_cfg: TrainConfig | None = None, *, iters: int | None = None, minutes: float | None = None,
           resume: bool = False, init: str | Path | None = None, progress: bool = True, log=print,
-          stop: threading.Event | None = None) -> TrainSummary:
-    """Train (or resume) an avatar; returns what was done. ``iters``/``minutes``: total budget of the run.
+          stop: threading.Event | None = None, device: str = "auto") -> TrainSummary:
+    """Train (or resume) an avatar; returns what was done. ``iters``/``minutes``: total budget of the run;
+    ``device``: see :func:`styleavatar.runtime.pick_device` (under torchrun, each process takes its local GPU).
 
     ``stop``: when set (from another thread), training ends at the next iteration as if its budget were
     spent: the checkpoint and the avatar are written."""
@@ -259,7 +270,7 @@ def train(datasets: Sequence[str | Path], run_dir: str | Path, model_cfg: ModelC
         else contextlib.nullcontext()
     with lock:
         trainer = Trainer([Path(p) for p in datasets], Path(run_dir), model_cfg or ModelConfig(),
-                          train_cfg or TrainConfig(), resume, Path(init) if init else None, progress, log)
+                          train_cfg or TrainConfig(), resume, Path(init) if init else None, progress, log, device)
         try:
             return _loop(trainer, iters, minutes, stop)
         finally:
@@ -284,8 +295,11 @@ class _Loop:
                            if t.eval_minutes > 0 and tr.dist.main and len(tr.datasets[0].test_indices) else None)
         self.writer = SummaryWriter(str(tr.run_dir / "tensorboard")) if tr.dist.main else None
         self.log_file = open(tr.run_dir / "log.jsonl", "a") if tr.dist.main else None
-        self.stream = prefetch(batches(self.train_store, m, t.batch, t.seed, tr.iteration, t.window_sigma,
-                                       t.window_prob, tr.G.max_offset(), tr.dist.rank), depth=max(2, 2 * t.workers))
+        stream = batches(self.train_store, m, t.batch, t.seed, tr.iteration, t.window_sigma, t.window_prob,
+                         tr.G.max_offset(), tr.dist.rank)
+        if tr.device.type == "cuda":
+            stream = (b.pinned() for b in stream)
+        self.stream = prefetch(stream, depth=max(2, 2 * t.workers))
         self.budget_s = minutes * 60 if minutes is not None else math.inf
         # An iteration budget counts iterations; a time budget counts seconds (elapsed < remaining is the ETA).
         time_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
@@ -298,21 +312,25 @@ class _Loop:
         self.last = {"snapshot": self.start, "sample": -math.inf, "log": self.start,
                      "eval": self.start if tr.iteration else -math.inf}
         self.first_iteration = self.logged_iteration = tr.iteration
-        self.losses: dict[str, float] = {}
+        self.losses: dict[str, torch.Tensor] = {}  # the last step's, on the device (read when logged)
         self.evals: list[dict] = []
         self.speed_checked, self.warning = False, None
 
     def events(self) -> tuple[bool, bool, bool, bool]:
-        """(stop, snapshot, sample, eval) now, decided by rank 0 for every process."""
+        """(stop, snapshot, sample, eval) now. Events due by iteration count are the same in every process;
+        those due by time are rank 0's decision, shared every ``AGREE_EVERY`` iterations (each sharing is
+        a host sync)."""
         tr, t, now = self.tr, self.tr.tcfg, time.monotonic()
         tr.elapsed = self.base_elapsed + now - self.start
-        return tuple(ddp.agree([
-            (self.iters is not None and tr.iteration >= self.iters) or tr.elapsed >= self.budget_s
-            or (self.stop is not None and self.stop.is_set()),
-            now - self.last["snapshot"] >= t.snapshot_minutes * 60
-            or (t.snapshot_every > 0 and tr.iteration % t.snapshot_every == 0 and tr.iteration > 0),
-            now - self.last["sample"] >= t.sample_minutes * 60,
-            self.test_store is not None and now - self.last["eval"] >= t.eval_minutes * 60], tr.dist, tr.device))
+        by_count = [self.iters is not None and tr.iteration >= self.iters,
+                    t.snapshot_every > 0 and tr.iteration % t.snapshot_every == 0 and tr.iteration > 0, False, False]
+        by_time = [tr.elapsed >= self.budget_s or (self.stop is not None and self.stop.is_set()),
+                   now - self.last["snapshot"] >= t.snapshot_minutes * 60,
+                   now - self.last["sample"] >= t.sample_minutes * 60,
+                   self.test_store is not None and now - self.last["eval"] >= t.eval_minutes * 60]
+        if tr.dist.world > 1:
+            by_time = ddp.agree(by_time, tr.dist, tr.device) if tr.iteration % AGREE_EVERY == 0 else [False] * 4
+        return tuple(a or b for a, b in zip(by_count, by_time))
 
     def periodic(self, snapshot: bool, sample: bool, evaluate: bool) -> None:
         tr = self.tr
@@ -368,13 +386,13 @@ class _Loop:
         tr, now = self.tr, time.monotonic()
         rate = (tr.iteration - self.logged_iteration) / max(1e-9, now - self.last["log"])
         self.logged_iteration, self.last["log"] = tr.iteration, now
-        self.bar.set_postfix({"it": tr.iteration, "it/s": f"{rate:.2f}",
-                              **{k: f"{v:.3f}" for k, v in self.losses.items()}})
-        for k, v in self.losses.items():
+        losses = loss_values(self.losses)
+        self.bar.set_postfix({"it": tr.iteration, "it/s": f"{rate:.2f}", **{k: f"{v:.3f}" for k, v in losses.items()}})
+        for k, v in losses.items():
             self.writer.add_scalar(f"loss/{k}", v, tr.iteration)
         self.writer.add_scalar("speed/it_per_s", rate, tr.iteration)
         self.log_file.write(json.dumps({"iteration": tr.iteration, "elapsed_s": round(tr.elapsed, 2),
-                                        "it_per_s": round(rate, 3), **self.losses}) + "\n")
+                                        "it_per_s": round(rate, 3), **losses}) + "\n")
         self.log_file.flush()
 
     def finish(self) -> TrainSummary:
@@ -393,7 +411,7 @@ class _Loop:
         if self.writer is not None:
             self.writer.close()
             self.log_file.close()
-        return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, self.losses, self.evals, tr.runtime.label(),
+        return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, loss_values(self.losses), self.evals, tr.runtime.label(),
                             self.warning)
 
 

@@ -1,0 +1,44 @@
+"""The optimisation step's pieces: loss reading, the EMA, and the fp16 loss scale kept across a resume."""
+from __future__ import annotations
+
+import json
+
+import torch
+from torch import nn
+
+from styleavatar.config import TRAIN_PRESETS
+from styleavatar.runtime import Runtime
+from styleavatar.training.step import Optimiser, adamw, loss_values, update_ema
+
+
+def test_losses_stay_tensors_until_read_once():
+    losses = {"l1": torch.tensor(0.25), "vgg": torch.tensor(1.5, dtype=torch.bfloat16)}
+    assert loss_values(losses) == {"l1": 0.25, "vgg": 1.5}
+    assert loss_values({}) == {}
+
+
+def test_ema_moves_every_parameter_by_the_warmed_up_decay():
+    torch.manual_seed(0)
+    net, ema = nn.Linear(4, 3), nn.Linear(4, 3)
+    before = [p.detach().clone() for p in ema.parameters()]
+    update_ema(ema, net, decay=0.999, iteration=5)
+    d = min(0.999, 6 / 15)
+    for pe, p, b in zip(ema.parameters(), net.parameters(), before):
+        torch.testing.assert_close(pe, d * b + (1 - d) * p.detach())
+
+
+def test_fp16_loss_scale_survives_a_checkpoint():
+    net = nn.Linear(2, 1)
+    t = TRAIN_PRESETS["tiny"]
+    fp16 = Runtime("cpu", "fp16", False, 1, "test")
+    opt = Optimiser(net, adamw(net.parameters(), t), t.grad_clip)
+    opt.use_runtime(fp16)
+    opt.step(net(torch.ones(1, 2)).sum())
+    opt.scaler.update(new_scale=1024.0)  # what a run learns after overflows
+    state = json.loads(json.dumps(opt.scaler_state()))  # checkpoints keep it in their JSON header
+    again = Optimiser(net, adamw(net.parameters(), t), t.grad_clip)
+    again.use_runtime(fp16, state)
+    assert again.scaler.get_scale() == 1024.0
+    fp32 = Optimiser(net, adamw(net.parameters(), t), t.grad_clip)
+    fp32.use_runtime(Runtime("cpu", "fp32", False, 1, "test"), state)  # resumed in another precision: no scaling
+    assert not fp32.scaler.is_enabled() and fp32.scaler_state() == {}
