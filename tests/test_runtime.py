@@ -115,3 +115,12 @@ def test_one_device_rule_for_every_command():
     else:
         with pytest.raises(UserError, match="numbered from 0"):
             pick_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_gpus_get_bf16_only_where_it_is_in_hardware(monkeypatch):
+    """Emulated bf16 (pre-Ampere) would be slower than fp16: such GPUs get fp16 with loss scaling."""
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "test GPU")
+    for capability, half in (((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        pairs, why = candidates(torch.device("cuda", 0))
+        assert pairs == [(half, True)] and why.startswith(f"{half} on test GPU")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import __version__
-from .runtime import cpu_info
+from .runtime import cpu_info, cuda_bf16_native
 
 
 @dataclass
@@ -43,7 +43,7 @@ def _cuda() -> str:
         return "none" + (" (this PyTorch is a CPU build)" if torch.version.cuda is None else "")
     names = []
     for i in range(torch.cuda.device_count()):
-        bf16 = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "no native bf16"
+        bf16 = "bf16" if cuda_bf16_native(i) else "no native bf16: fp16"
         names.append(f"{i}: {torch.cuda.get_device_name(i)} ({bf16})")
     return "; ".join(names) + f"; CUDA {torch.version.cuda}"
 
@@ -81,7 +81,11 @@ def _onnxruntime() -> str:
         import onnxruntime
     except ImportError:
         return "not installed"
-    return f"{onnxruntime.__version__}: {', '.join(onnxruntime.get_available_providers())}"
+    from .io.onnx import missing_gpu_provider
+
+    offered = onnxruntime.get_available_providers()
+    why = missing_gpu_provider(torch.cuda.is_available(), offered)
+    return f"{onnxruntime.__version__}: {', '.join(offered)}" + (f" (warning: {why})" if why else "")
 
 
 def doctor(presets: tuple[str, ...] = ("small", "cpu"), measure: bool = True, log=print) -> DoctorReport:

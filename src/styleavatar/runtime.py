@@ -184,7 +184,7 @@ def candidates(device: torch.device, precision: str = "auto",
             why += f" although {cpu_info().bf16_missing()}: emulated, expect it far slower than fp32"
         return [(precision, cl) for cl in layouts], why
     if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        native = cuda_bf16_native(device)
         half = "bf16" if native else "fp16"
         return [(half, cl) for cl in ([True] if channels_last is None else layouts)], \
             f"{half} on {torch.cuda.get_device_name(device)}" + ("" if native else " (no native bf16)")
@@ -192,6 +192,13 @@ def candidates(device: torch.device, precision: str = "auto",
     if not info.native_bf16:
         return [("fp32", cl) for cl in layouts], f"fp32 because {info.bf16_missing()}"
     return [(p, cl) for p in ("fp32", "bf16") for cl in layouts], "bf16 is native here"
+
+
+def cuda_bf16_native(device: torch.device | int) -> bool:
+    """bf16 in the GPU's hardware: compute capability 8.0 (Ampere) or newer. ``torch.cuda.is_bf16_supported()``
+    also counts emulation (older GPUs run bf16 through fp32 at a fraction of the speed) and asks about the
+    current device only."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def _time_ms(step: Callable[[], None]) -> float:

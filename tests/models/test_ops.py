@@ -73,3 +73,18 @@ def test_positional_encoding():
     assert code.shape == (3, 64) and code.dtype == torch.float32
     assert torch.allclose(code[0, :32], torch.zeros(32)) and torch.allclose(code[0, 32:], torch.ones(32))
     assert (code[1] - code[2]).abs().max() > 0.5
+
+
+def test_styled_activations_are_clamped_in_fp16_only():
+    from styleavatar.models.ops import FP16_CLAMP, StyledConv
+
+    torch.manual_seed(0)
+    layer = StyledConv(4, 4, 8)
+    with torch.no_grad():
+        layer.bias.fill_(1e3)  # pushes every activation far past the clamp
+    x, w = torch.randn(1, 4, 6, 6), torch.randn(1, 8)
+    full = layer(x, w)
+    assert full.abs().max() > 4 * FP16_CLAMP  # fp32: untouched
+    half = layer.half()(x.half(), w.half())
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    assert half.abs().max() == FP16_CLAMP

@@ -13,6 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 SQRT2 = math.sqrt(2.0)
+FP16_CLAMP = 256.0
+"""Activations of the styled layers are clamped to +-this under fp16 (StyleGAN2-ADA's conv_clamp): fp16 ends
+at 65504, and an activation past it becomes inf, then NaN in every later layer."""
+
+
+def clamp_fp16(x: torch.Tensor) -> torch.Tensor:
+    """x clamped to +-FP16_CLAMP when it is fp16 (unchanged in fp32 and bf16, whose range is fp32's)."""
+    return x.clamp(-FP16_CLAMP, FP16_CLAMP) if x.dtype == torch.float16 else x
 
 
 # --------------------------------------------------------------------------------------------- wavelets
@@ -195,7 +203,7 @@ class StyledConv(nn.Module):
         out = self.conv(x, w)
         if noise is not None:
             out = out + self.noise_strength.to(out.dtype) * noise.to(out.dtype)
-        return F.leaky_relu(out + self.bias[None, :, None, None].to(out.dtype), 0.2) * SQRT2
+        return clamp_fp16(F.leaky_relu(out + self.bias[None, :, None, None].to(out.dtype), 0.2) * SQRT2)
 
 
 class ToWavelet(nn.Module):
@@ -208,7 +216,7 @@ class ToWavelet(nn.Module):
         self.up = WaveletUpsample() if upsample else None
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.conv(x, w) + self.bias[None, :, None, None].to(x.dtype)
+        out = clamp_fp16(self.conv(x, w) + self.bias[None, :, None, None].to(x.dtype))
         if skip is not None:
             out = out + (self.up(skip) if self.up is not None else skip)
         return out
