@@ -63,7 +63,8 @@ class ExportSummary:
 
     def describe(self) -> str:
         return (f"wrote {self.output}: checked on {self.frames_checked} real renders, max |onnx - torch| = "
-                f"{self.max_abs_diff:.2e}; forward {self.torch_ms:.1f} ms (torch on {self.device}) vs {self.onnx_ms:.1f} ms "
+                f"{self.max_abs_diff:.2e}; forward {self.torch_ms:.1f} ms (torch on {self.device}) vs "
+                f"{self.onnx_ms:.1f} ms "
                 f"(onnxruntime, {self.providers[0]})")
 
 
@@ -134,8 +135,8 @@ def export_onnx(run: str | Path, output: str | Path, identity: int = 0, fp16: bo
         shapes = {"image": (1, 3, out, out), "mask": (1, 1, out, out)}
         with torch.no_grad():
             torch_ms = _median_ms(lambda: module(*example), synchronize=dev.type == "cuda")
-        onnx.run_bound(sess, dict(one), shapes)  # warm-up (TensorRT builds or loads its engine here)
-        onnx_ms = _median_ms(lambda: onnx.run_bound(sess, dict(one), shapes), synchronize=dev.type == "cuda")
+        onnx.run_bound(sess, one, shapes)  # warm-up (TensorRT builds or loads its engine here)
+        onnx_ms = _median_ms(lambda: onnx.run_bound(sess, one, shapes), synchronize=dev.type == "cuda")
     output.with_name(output.name + ".json").write_text(json.dumps({
         "format": "styleavatar-onnx", "run": str(Path(run).resolve()), "identity": identity, "fp16": fp16,
         "opset": OPSET, "render_size": avatar.cfg.render_size, "output_size": avatar.cfg.output_size,

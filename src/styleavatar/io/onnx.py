@@ -121,9 +121,8 @@ def run_bound(sess, inputs: dict, outputs: dict[str, tuple[int, ...]]) -> dict:
     first = next(iter(inputs.values()))
     kind, index = first.device.type, first.device.index or 0
     binding = sess.io_binding()
-    for name, tensor in inputs.items():
-        tensor = tensor.float().contiguous()
-        inputs[name] = tensor  # keep the contiguous copy alive until the run ends
+    bound = {name: tensor.float().contiguous() for name, tensor in inputs.items()}  # alive until the run ends
+    for name, tensor in bound.items():
         binding.bind_input(name, kind, index, np.float32, tuple(tensor.shape), tensor.data_ptr())
     result = {name: torch.empty(shape, dtype=torch.float32, device=first.device) for name, shape in outputs.items()}
     for name, tensor in result.items():

@@ -135,8 +135,8 @@ class AvatarNet(nn.Module):
         if self.maps_cached:
             return self.face_maps[identity], self.background_maps[identity]
         if self.identities == 1:  # no torch.unique (its output size is data-dependent: a GPU sync)
-            per_sample = torch.zeros_like(identity)
-            return self.face_generator(w_identity[:1])[per_sample], self.background_generator(w_identity[:1])[per_sample]
+            per_sample, w = torch.zeros_like(identity), w_identity[:1]
+            return self.face_generator(w)[per_sample], self.background_generator(w)[per_sample]
         ids, per_sample = torch.unique(identity, return_inverse=True)
         first = torch.zeros_like(ids).scatter_reduce(0, per_sample, torch.arange(len(identity), device=ids.device),
                                                      "amin", include_self=False)  # one sample of each identity

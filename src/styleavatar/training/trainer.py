@@ -411,8 +411,8 @@ class _Loop:
         if self.writer is not None:
             self.writer.close()
             self.log_file.close()
-        return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, loss_values(self.losses), self.evals, tr.runtime.label(),
-                            self.warning)
+        return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, loss_values(self.losses), self.evals,
+                            tr.runtime.label(), self.warning)
 
 
 def _log_eval(tr: Trainer, store: FrameStore, writer, log_file) -> dict:

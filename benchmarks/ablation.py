@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Recipe ablation for the `cpu` preset: each candidate trains the same frames for the same iterations from the
+same seed; the table gives its speed, held-out quality, training-frame PSNR and what that means per minute.
+
+    .venv/bin/python benchmarks/ablation.py --dataset DATASET --out RUNS_DIR [--iters 1500] [--only NAME ...]
+    .venv/bin/python benchmarks/ablation.py --dataset DATASET --out RUNS_DIR --report-only
+
+Runs are compared at equal iterations (a shared, drifting machine changes minutes but not iterations); each
+candidate's own measured it/s (median over its log intervals) turns iterations into minutes. Held-out:
+``--frames`` evenly spaced frames of the last 20% (never trained on); training-frame PSNR: as many of the
+training frames, through the same inference path (the avatar's mean latent), so under-fitting (both low) reads
+apart from over-fitting (training high, held-out low). Beside them the "median frame" baseline: the per-pixel
+median of 100 training frames, with no network. Writes the "recipe ablation" section of BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, cpu_class, machine, write_section  # noqa: E402
+
+CANDIDATES: dict[str, tuple[str, list[str]]] = {
+    "baseline": ("the `cpu` preset as it is", []),
+    "perceptual x4": ("perceptual weight 0.04: the paper's per-iteration weight, as it runs every 4th step",
+                      ["--vgg-weight", "0.04"]),
+    "perceptual every step": ("perceptual loss every step instead of every 4th", ["--vgg-every", "1"]),
+    "lr x2": ("learning rate 4e-3 instead of 2e-3", ["--lr", "0.004"]),
+    "batch 2": ("batch 2 instead of 4 (more, noisier steps per minute)", ["--batch", "2"]),
+}
+"""name -> (what changes, the `styleavatar train` options that change it)."""
+
+
+def train(dataset: Path, run: Path, iters: int, options: list[str]) -> float:
+    """Train one candidate (resuming an interrupted one); returns wall-clock seconds of this call."""
+    cmd = [sys.executable, "-m", "styleavatar.cli", "train", str(dataset), "-o", str(run), "--preset", "cpu",
+           "--iters", str(iters), "--quiet", *options]
+    if run.exists():
+        cmd.append("--resume")
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return time.perf_counter() - t0
+
+
+def scores(run: Path, ds, idx: np.ndarray) -> dict[str, float]:
+    """PSNR / SSIM / LPIPS of the avatar in ``run`` on dataset frames ``idx`` (centred window, [0, 1])."""
+    from styleavatar.evaluation.metrics import lpips, psnr, ssim
+    from styleavatar.inference.avatar import Avatar
+    from styleavatar.io.image import to_tensor
+    from styleavatar.rendering.render import resize_image, resize_uv
+
+    avatar = Avatar.load(run, device="cpu")
+    cfg, r = avatar.cfg, avatar.cfg.render_size
+    truth = to_tensor(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in idx]), signed=False)
+    out = []
+    for chunk in np.array_split(idx, max(1, len(idx) // 8)):
+        render, uv = avatar.to_tensors([resize_image(ds.render(int(i)), r) for i in chunk],
+                                       [resize_uv(ds.uv(int(i)), r) for i in chunk])
+        out.append(to_tensor(avatar.generate(render, uv)[0], signed=False))
+    fake = torch.cat(out)
+    return {"psnr": float(psnr(fake, truth).mean()), "ssim": float(ssim(fake, truth).mean()),
+            "lpips": float(lpips(fake, truth).mean())}
+
+
+def median_frame(ds, idx: np.ndarray, train: np.ndarray, cfg) -> dict[str, float]:
+    from styleavatar.evaluation.metrics import lpips, psnr, ssim
+    from styleavatar.io.image import to_tensor
+
+    picks = train[np.linspace(0, len(train) - 1, min(100, len(train))).round().astype(int)]
+    median = np.median(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in picks]), 0)
+    truth = to_tensor(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in idx]), signed=False)
+    base = to_tensor(np.repeat(median.astype(np.uint8)[None], len(idx), 0), signed=False)
+    return {"psnr": float(psnr(base, truth).mean()), "ssim": float(ssim(base, truth).mean()),
+            "lpips": float(lpips(base, truth).mean())}
+
+
+def speed(run: Path) -> float:
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+    return statistics.median(r["it_per_s"] for r in rows if "it_per_s" in r)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", type=Path, required=True, help="`styleavatar preprocess` of the clip (cpu preset)")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the candidates' runs")
+    ap.add_argument("--iters", type=int, default=1500, help="iterations per candidate (default: 1500)")
+    ap.add_argument("--frames", type=int, default=64, help="frames scored, held-out and training (default: 64)")
+    ap.add_argument("--only", nargs="+", choices=sorted(CANDIDATES), help="candidates to run (default: all)")
+    ap.add_argument("--report-only", action="store_true", help="score the runs already in --out")
+    ap.add_argument("--no-write", action="store_true", help="print the table only")
+    args = ap.parse_args()
+    from styleavatar.config import MODEL_PRESETS
+    from styleavatar.data.dataset import Dataset
+
+    ds = Dataset.open(args.dataset)
+    test, train_idx = np.array(ds.test_indices), np.array(ds.train_indices)
+    pick = lambda a: a[np.linspace(0, len(a) - 1, min(args.frames, len(a))).round().astype(int)]  # noqa: E731
+    held, seen = pick(test), pick(train_idx)
+    names = args.only or list(CANDIDATES)
+    rows = []
+    for name in names:
+        run = args.out / name.replace(" ", "_")
+        if not args.report_only:
+            train(args.dataset, run, args.iters, CANDIDATES[name][1])
+        if not (run / "avatar.safetensors").exists():
+            continue
+        rate = speed(run)
+        rows.append((name, rate, scores(run, ds, held), scores(run, ds, seen)["psnr"]))
+        print(f"{name}: {rows[-1]}", file=sys.stderr)
+    base = median_frame(ds, held, train_idx, MODEL_PRESETS["cpu"])
+    lines = [f"## recipe ablation ({cpu_class()})", "",
+             f"`.venv/bin/python benchmarks/ablation.py --dataset {args.dataset} --out RUNS --iters {args.iters}`, "
+             f"{machine()}. `cpu` preset, `{ds.root.name}`, {args.iters} iterations each from seed 0; scores on "
+             f"{len(held)} held-out and {len(seen)} training frames (centred 256^2 window, the avatar's mean "
+             "latent). Minutes = iterations / the candidate's median it/s on this machine.", "",
+             "| change | it/s | minutes | held-out PSNR (dB) | SSIM | LPIPS | training PSNR (dB) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, rate, s, train_psnr in rows:
+        lines.append(f"| {name}: {CANDIDATES[name][0]} | {rate:.2f} | {args.iters / rate / 60:.1f} | {s['psnr']:.2f} | "
+                     f"{s['ssim']:.3f} | {s['lpips']:.3f} | {train_psnr:.2f} |")
+    lines.append(f"| no network: median of 100 training frames | | 0 | {base['psnr']:.2f} | {base['ssim']:.3f} | "
+                 f"{base['lpips']:.3f} | |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        write_section(lines[0][3:], text)
+
+
+if __name__ == "__main__":
+    main()
