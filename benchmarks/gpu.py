@@ -35,6 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_section  # noqa: E402
 
+SECTION = "GPU path"
+"""The BENCHMARKS.md section this script writes."""
 PAPER_FIGURES = ("the paper (RTX 3090): 31 ms per 1024^2 frame in PyTorch, 20 ms with TensorRT fp16; about 2 h "
                  "of training to a good avatar")
 
@@ -246,8 +248,8 @@ def measure(args) -> dict:
 
 
 def table(result: dict, command: str) -> str:
-    lines = [f"## GPU path ({result['device']})", "", f"`{command}`, {result['machine']}, PyTorch {result['torch']}, "
-             f"`{result['preset']}` preset. Reference: {PAPER_FIGURES}.", "",
+    lines = [f"## {SECTION}", "", f"`{command}` on {result['device']}: {result['machine']}, PyTorch "
+             f"{result['torch']}, `{result['preset']}` preset. Reference: {PAPER_FIGURES}.", "",
              "| what | setting | figure |", "| --- | --- | ---: |"]
     for t in result["train"]:
         mem = f", peak {t['peak_gib']} GiB" if t["peak_gib"] is not None else ""
@@ -284,7 +286,7 @@ def main(argv=None) -> dict:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.write or (result["preset"] != "tiny" and (ROOT / "BENCHMARKS.md").exists()):
-        write_section(text.splitlines()[0][3:], text)
+        write_section(SECTION, text)
     return result
 
 

@@ -141,3 +141,30 @@ def test_a_second_preprocess_of_one_dataset_stops_and_leaves_the_first_alone(ast
         with pytest.raises(UserError, match="in use by a preprocess"):
             preprocess(astro_clip.path, out, PREPROCESS_PRESETS["tiny"], progress=False)
         assert (partial_path(out) / "tracking.json").exists() and not out.exists()
+
+
+def test_texture_frames_pass_over_blinks_and_glances():
+    """A blink or a glance in a texture frame leaves a half-shut lid or a ghost iris in every render."""
+    from styleavatar.data.preprocess import _texture_frames
+    from styleavatar.tracking.face_model import EYES, canonical_mesh
+    from styleavatar.tracking.fit import FrameParams, SubjectModel
+
+    neutral = canonical_mesh().vertices.copy()
+    close = np.zeros((1, *neutral.shape))
+    for (upper, lower), _ in EYES:  # coefficient 1 moves each upper lid onto its lower lid
+        close[0, upper] = neutral[lower] - neutral[upper]
+    subject = SubjectModel(neutral, close, np.ones(1), np.zeros(1), np.ones(1))
+    n, segments = 40, 4
+    yaw = np.tile(np.linspace(2.0, 6.0, n // segments), segments)  # the first frame of each segment faces best
+    expression, gaze = np.zeros((n, 1)), np.zeros((n, 4))
+    best = np.arange(0, n, n // segments)
+    expression[best[:2], 0] = 0.9  # ... but blinks in the first two segments
+    gaze[best[2:], 0] = 0.3  # and glances aside in the other two
+    euler = np.stack([yaw, np.zeros(n), np.zeros(n)], 1)
+    params = FrameParams(np.ones(n, bool), np.full(n, 0.02), rotation_from_euler(euler), np.full((n, 3), 0.5),
+                         expression, gaze)
+    picked = _texture_frames(params, subject, segments)
+    assert picked.tolist() == (best + 1).tolist()  # the next best frame of each segment, eyes open and ahead
+    expression[:] = 0.0
+    gaze[:] = 0.0
+    assert _texture_frames(params, subject, segments).tolist() == best.tolist()

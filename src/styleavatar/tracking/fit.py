@@ -122,6 +122,8 @@ def gaze_offsets(aligned: np.ndarray, landmarks_head: np.ndarray) -> np.ndarray:
     return ((iris - centres[..., :2]) / widths[..., None]).reshape(len(aligned), 4)
 
 
+BLINK_FRACTION = 0.8
+"""Eyes under this fraction of their median openness count as closing (a blink or a squint)."""
 REST_TURN_DEG = 15.0
 """Frames turned further than this (yaw + pitch, degrees) from the median pose are not taken as a rest."""
 
@@ -143,7 +145,7 @@ def rest_frames(shapes: np.ndarray, euler: np.ndarray, count: int) -> np.ndarray
     """
     mouth, eyes = openness(shapes, MOUTH), openness(shapes, EYES)
     turn = np.abs(euler[:, :2] - np.median(euler[:, :2], 0)).sum(1)
-    passed_over = (eyes < 0.8 * np.median(eyes)) | (turn > REST_TURN_DEG)
+    passed_over = (eyes < BLINK_FRACTION * np.median(eyes)) | (turn > REST_TURN_DEG)
     order = np.lexsort((mouth, passed_over))  # eligible frames first, then by mouth openness
     return order[:max(1, min(count, len(order)))]
 
