@@ -37,6 +37,10 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "batch 2": ("batch 2 instead of 4 (more, noisier steps per minute)", ["--batch", "2"]),
 }
 """name -> (what changes, the `styleavatar train` options that change it)."""
+CHOSEN = ("lr x2", "perceptual x4")
+"""Candidates combined (with the texture change) into the recipe the `cpu` preset now uses."""
+TEXTURE = ("texture frames with open eyes", "the same clip preprocessed by this version, whose texture frames pass "
+           "over blinks and glances (give it as --texture-dataset; the baseline's dataset is from before)")
 
 
 def train(dataset: Path, run: Path, iters: int, options: list[str]) -> float:
@@ -94,6 +98,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=1500, help="iterations per candidate (default: 1500)")
     ap.add_argument("--frames", type=int, default=64, help="frames scored, held-out and training (default: 64)")
     ap.add_argument("--only", nargs="+", choices=sorted(CANDIDATES), help="candidates to run (default: all)")
+    ap.add_argument("--texture-dataset", type=Path, help="also the baseline on this dataset: " + TEXTURE[1])
     ap.add_argument("--report-only", action="store_true", help="score the runs already in --out")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args()
@@ -104,27 +109,33 @@ def main() -> None:
     test, train_idx = np.array(ds.test_indices), np.array(ds.train_indices)
     pick = lambda a: a[np.linspace(0, len(a) - 1, min(args.frames, len(a))).round().astype(int)]  # noqa: E731
     held, seen = pick(test), pick(train_idx)
-    names = args.only or list(CANDIDATES)
+    jobs = [(f"{n}: {CANDIDATES[n][0]}", args.dataset, CANDIDATES[n][1], args.out / n.replace(" ", "_"))
+            for n in args.only or list(CANDIDATES)]
+    if args.texture_dataset is not None:
+        jobs.append((f"{TEXTURE[0]}: {TEXTURE[1].split(' (')[0]}", args.texture_dataset, [], args.out / "texture"))
+        chosen = [o for n in CHOSEN for o in CANDIDATES[n][1]]
+        jobs.append((f"chosen: {' + '.join(CHOSEN)} + {TEXTURE[0]}", args.texture_dataset, chosen,
+                     args.out / "chosen"))
     rows = []
-    for name in names:
-        run = args.out / name.replace(" ", "_")
+    for label, dataset, options, run in jobs:
         if not args.report_only:
-            train(args.dataset, run, args.iters, CANDIDATES[name][1])
+            train(dataset, run, args.iters, options)
         if not (run / "avatar.safetensors").exists():
             continue
-        rate = speed(run)
-        rows.append((name, rate, scores(run, ds, held), scores(run, ds, seen)["psnr"]))
-        print(f"{name}: {rows[-1]}", file=sys.stderr)
+        own = Dataset.open(dataset)  # the same frames; its own renders and texture
+        rows.append((label, speed(run), scores(run, own, held), scores(run, own, seen)["psnr"]))
+        print(f"{label}: {rows[-1]}", file=sys.stderr)
     base = median_frame(ds, held, train_idx, MODEL_PRESETS["cpu"])
     lines = [f"## recipe ablation ({cpu_class()})", "",
-             f"`.venv/bin/python benchmarks/ablation.py --dataset {args.dataset} --out RUNS --iters {args.iters}`, "
+             f"`.venv/bin/python benchmarks/ablation.py --dataset {args.dataset} --out RUNS --iters {args.iters}"
+             + (f" --texture-dataset {args.texture_dataset}" if args.texture_dataset else "") + "`, "
              f"{machine()}. `cpu` preset, `{ds.root.name}`, {args.iters} iterations each from seed 0; scores on "
              f"{len(held)} held-out and {len(seen)} training frames (centred 256^2 window, the avatar's mean "
              "latent). Minutes = iterations / the candidate's median it/s on this machine.", "",
              "| change | it/s | minutes | held-out PSNR (dB) | SSIM | LPIPS | training PSNR (dB) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name, rate, s, train_psnr in rows:
-        lines.append(f"| {name}: {CANDIDATES[name][0]} | {rate:.2f} | {args.iters / rate / 60:.1f} | {s['psnr']:.2f} | "
+    for label, rate, s, train_psnr in rows:
+        lines.append(f"| {label} | {rate:.2f} | {args.iters / rate / 60:.1f} | {s['psnr']:.2f} | "
                      f"{s['ssim']:.3f} | {s['lpips']:.3f} | {train_psnr:.2f} |")
     lines.append(f"| no network: median of 100 training frames | | 0 | {base['psnr']:.2f} | {base['ssim']:.3f} | "
                  f"{base['lpips']:.3f} | |")

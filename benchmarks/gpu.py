@@ -121,7 +121,8 @@ def frame_network(preset: str, precisions: list[str], device, repeats: int) -> l
     module = FrameNetwork(net)
     r = m.render_size
     g = torch.Generator().manual_seed(0)
-    render, uv = (torch.rand(1, 3, r, r, generator=g) * 2 - 1).to(device), torch.rand(1, 3, r, r, generator=g).to(device)
+    render = (torch.rand(1, 3, r, r, generator=g) * 2 - 1).to(device)
+    uv = torch.rand(1, 3, r, r, generator=g).to(device)
     rows = []
     for precision in precisions:
         rt = Runtime(str(device), precision, False, torch.get_num_threads(), "benchmark")
@@ -214,8 +215,8 @@ def multi_gpu(dataset: Path | None, preset: str) -> dict:
     if count < 2 or dataset is None:
         return {"skipped": f"{count} GPU(s) here" if count < 2 else "no --dataset given"}
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = ["torchrun", f"--nproc_per_node={count}", "-m", "styleavatar.cli", "train", str(dataset), "-o",
-               str(Path(tmp) / "run"), "--preset", preset, "--iters", "20", "--quiet"]
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={count}", "-m", "styleavatar.cli",
+               "train", str(dataset), "-o", str(Path(tmp) / "run"), "--preset", preset, "--iters", "20", "--quiet"]
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NCCL_DEBUG": "WARN"})
         seconds = time.perf_counter() - t0

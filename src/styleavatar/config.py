@@ -190,7 +190,10 @@ class TrainConfig:
     batch: int = 4
     """Frames per optimisation step (per process when distributed)."""
     lr: float = 2e-3
-    """AdamW learning rate of generator and discriminator."""
+    """AdamW learning rate of the generator (and of the discriminator, unless ``gan_lr`` is set)."""
+    gan_lr: float | None = None
+    """Learning rate of both networks from ``gan_start`` on (None: ``lr`` throughout): the reconstruction-only
+    start takes a higher rate than adversarial training does."""
     beta1: float = 0.0
     """AdamW beta1."""
     beta2: float = 0.99
@@ -253,6 +256,10 @@ class TrainConfig:
     usable_iterations: int = 1500
     """Iterations this model size needs for a usable avatar; a time-budgeted run warns early when its
     measured speed will not reach them."""
+
+    def lr_at(self, iteration: int) -> float:
+        """The generator's learning rate at ``iteration`` (see ``gan_lr``)."""
+        return self.gan_lr if self.gan_lr is not None and iteration >= self.gan_start else self.lr
 
 
 @dataclass(frozen=True)
@@ -398,8 +405,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                         sample_minutes=1.0, r1_every=4, usable_iterations=300),
     "small": TrainConfig(batch=4, vgg_size=64, vgg_every=2, gan_start=3000, freeze_features_at=5000,
                          usable_iterations=600),
-    "cpu": TrainConfig(batch=4, vgg_size=128, vgg_every=4, gan_start=3000, freeze_features_at=5000,
-                       usable_iterations=1500),
+    "cpu": TrainConfig(batch=4, lr=4e-3, gan_lr=2e-3, vgg_size=128, vgg_every=4, vgg_weight=0.04, gan_start=3000,
+                       freeze_features_at=5000, usable_iterations=1500),
     "paper": TrainConfig(batch=4, usable_iterations=20000),
 }
 """Training presets matching MODEL_PRESETS. ``small`` computes its perceptual loss at 64^2: the same held-out

@@ -55,8 +55,8 @@ def test_bound_run_equals_a_plain_run(tmp_path):
     path = tmp_path / "m.onnx"
     render, uv = torch.randn(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
     torch.onnx.export(_TwoOutputs(), (render, uv), str(path), input_names=["render", "uv"],
-                      output_names=["image", "mask"], dynamic_axes={n: {0: "b"} for n in ("render", "uv", "image", "mask")},
-                      opset_version=17, dynamo=False)
+                      output_names=["image", "mask"], opset_version=17, dynamo=False,
+                      dynamic_axes={n: {0: "b"} for n in ("render", "uv", "image", "mask")})
     sess = onnx.session(path, onnx.CPU_ONLY)
     assert "CPUExecutionProvider" in onnx.describe(sess)
     plain = sess.run(None, {"render": render.numpy(), "uv": uv.numpy()})

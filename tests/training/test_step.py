@@ -42,3 +42,16 @@ def test_fp16_loss_scale_survives_a_checkpoint():
     fp32 = Optimiser(net, adamw(net.parameters(), t), t.grad_clip)
     fp32.use_runtime(Runtime("cpu", "fp32", False, 1, "test"), state)  # resumed in another precision: no scaling
     assert not fp32.scaler.is_enabled() and fp32.scaler_state() == {}
+
+
+def test_the_gan_phase_can_take_its_own_learning_rate():
+    from styleavatar.config import TrainConfig
+
+    t = TrainConfig(lr=4e-3, gan_lr=2e-3, gan_start=100)
+    assert [t.lr_at(i) for i in (0, 99, 100, 5000)] == [4e-3, 4e-3, 2e-3, 2e-3]
+    assert TrainConfig(lr=3e-3, gan_start=100).lr_at(5000) == 3e-3  # no gan_lr: one rate throughout
+    net = nn.Linear(2, 1)
+    opt = Optimiser(net, adamw(net.parameters(), t, lr=t.lr_at(t.gan_start)), t.grad_clip)
+    assert opt.opt.param_groups[0]["lr"] == 2e-3
+    opt.set_lr(t.lr_at(0))
+    assert opt.opt.param_groups[0]["lr"] == 4e-3

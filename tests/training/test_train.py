@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,9 +111,10 @@ def test_fine_tune_from_a_pretrained_run(astro_dataset, tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo test uses Linux process spawning")
 def test_ddp_gloo_keeps_replicas_identical(astro_dataset, tmp_path):
+    # each process holds its own shard of the frames; the known base's background starts from rank 0's
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-           "-m", "styleavatar.cli", *_train_args(astro_dataset.output, run, 6)]
+           "-m", "styleavatar.cli", *_train_args(astro_dataset.output, run, 6, ["--known-base"])]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -187,3 +189,31 @@ def test_known_base_starts_from_the_composite_and_exports(astro_dataset, drive_c
     student = distill(run, tmp_path / "student", DistillConfig(width=16), minutes=None, iters=2, progress=False)
     assert student.psnr_vs_teacher > 15
     assert reenact(tmp_path / "student", drive_clip.path, tmp_path / "s.mp4", progress=False).frames == 50
+
+
+def test_frame_store_shards_partition_the_frames(astro_dataset):
+    from styleavatar.data.dataset import Dataset
+    from styleavatar.training.data import FrameStore, split_codes
+
+    ds = [Dataset.open(astro_dataset.output)]
+    cfg = MODEL_PRESETS["tiny"]
+    whole = FrameStore.load(ds, "train", cfg, progress=False)
+    parts = [FrameStore.load(ds, "train", cfg, progress=False, shard=(r, 3)) for r in range(3)]
+    assert sorted(i for p in parts for i in p.frame_index.tolist()) == sorted(whole.frame_index.tolist())
+    assert sum(len(p) for p in parts) == len(whole) and all(len(p) >= len(whole) // 3 for p in parts)
+    first = parts[1].frame_index[0]
+    row = int(np.flatnonzero(whole.frame_index == first)[0])
+    assert np.array_equal(parts[1].frames[0], whole.frames[row])
+    codes = split_codes(ds, "train")  # every process knows every training frame's code
+    assert np.array_equal(codes[0], whole.frame_index) and np.array_equal(codes[1], whole.identity)
+
+
+def test_the_gan_phase_switches_the_learning_rate_and_checkpoints_it(astro_dataset, tmp_path):
+    run = tmp_path / "lr"
+    cfg = dataclasses.replace(TINY_T, lr=3e-3, gan_lr=1e-3, gan_start=2)
+    train([astro_dataset.output], run, TINY_M, cfg, iters=3, progress=False, log=lambda m: None)
+    _, meta = load_tensors(list_checkpoints(run)[-1], "styleavatar-checkpoint")
+    assert meta["opt_G"]["param_groups"][0]["lr"] == 1e-3  # switched at gan_start
+    ratio = cfg.r1_every / (cfg.r1_every + 1)  # lazy R1
+    assert meta["opt_D"]["param_groups"][0]["lr"] == 1e-3 * ratio
+    assert meta["scalers"] == {"opt_G": {}, "opt_D": {}}  # no loss scaling outside fp16

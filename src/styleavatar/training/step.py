@@ -16,15 +16,17 @@ from .data import Batch
 from .losses import discriminator_loss, generator_gan_loss, r1_penalty
 
 
-def adamw(params, t: TrainConfig, lazy_every: int = 0, fused: bool = False) -> torch.optim.AdamW:
-    """AdamW with ``t``'s learning rate, betas and weight decay; ``fused``: one kernel for all parameters
-    (for parameters on a GPU).
+def adamw(params, t: TrainConfig, lazy_every: int = 0, fused: bool = False, lr: float | None = None
+          ) -> torch.optim.AdamW:
+    """AdamW with ``t``'s learning rate (or ``lr``), betas and weight decay; ``fused``: one kernel for all
+    parameters (for parameters on a GPU).
 
     lazy_every: > 0 for a network whose regulariser runs every that many steps (StyleGAN2's lazy
     regularisation): learning rate and betas are scaled so its steps match an every-step regulariser.
     """
     ratio = lazy_every / (lazy_every + 1) if lazy_every else 1.0
-    return torch.optim.AdamW(params, lr=t.lr * ratio, betas=(t.beta1 ** ratio, t.beta2 ** ratio),
+    lr = t.lr if lr is None else lr
+    return torch.optim.AdamW(params, lr=lr * ratio, betas=(t.beta1 ** ratio, t.beta2 ** ratio),
                              weight_decay=t.weight_decay, fused=fused or None)
 
 
@@ -46,6 +48,11 @@ class Optimiser:
     def scaler_state(self) -> dict:
         """The loss scaler's state as JSON-able numbers ({} when no scaling is used)."""
         return self.scaler.state_dict()
+
+    def set_lr(self, lr: float) -> None:
+        """Use learning rate ``lr`` from the next step on."""
+        for group in self.opt.param_groups:
+            group["lr"] = lr
 
     def step(self, loss: torch.Tensor) -> None:
         """Backward, average across processes, clip, step."""

@@ -37,7 +37,7 @@ from ..models.stylegan import Discriminator
 from ..runtime import Runtime, choose, device_name, pick_device, tune_for
 from . import distributed as ddp
 from . import run_folder as rf
-from .data import Batch, FrameStore, batches, make_batch
+from .data import Batch, FrameStore, batches, make_batch, split_codes
 from .speed import probe_steps
 from .step import Optimiser, adamw, discriminator_step, generator_step, loss_values, update_ema
 
@@ -120,8 +120,8 @@ class Trainer:
         ddp.broadcast_module(self.D, self.dist)
         fused = self.device.type == "cuda"
         self.opt_G = Optimiser(self.G, adamw(self.G.parameters(), t, fused=fused), t.grad_clip, self.dist)
-        self.opt_D = Optimiser(self.D, adamw(self.D.parameters(), t, lazy_every=t.r1_every, fused=fused),
-                               t.grad_clip, self.dist)
+        self.opt_D = Optimiser(self.D, adamw(self.D.parameters(), t, lazy_every=t.r1_every, fused=fused,
+                                             lr=t.lr_at(t.gan_start)), t.grad_clip, self.dist)
         self.vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size).to(self.device) if t.vgg_weight > 0 else None
 
     def _load_init(self, path: Path) -> None:
@@ -158,6 +158,8 @@ class Trainer:
             image = to_tensor(median[None])[0].to(self.device)
             for net in (self.G, self.G_ema):
                 net.background_images[k].copy_(image)
+        for net in (self.G, self.G_ema):  # each process holds its own shard of the frames: rank 0's median wins
+            ddp.broadcast_module(net, self.dist)
 
     # ---------------------------------------------------------------------------------- runtime
     def measure_runtime(self, store: FrameStore) -> Runtime:
@@ -286,9 +288,10 @@ class _Loop:
 
         t, m = tr.tcfg, tr.mcfg
         self.tr, self.iters, self.stop = tr, iters, stop
-        self.train_store = FrameStore.load(tr.datasets, "train", m, progress=tr.progress and tr.dist.main)
+        self.train_store = FrameStore.load(tr.datasets, "train", m, progress=tr.progress and tr.dist.main,
+                                           shard=(tr.dist.rank, tr.dist.world))
         tr.init_background_images(self.train_store)
-        tr.train_codes = torch.from_numpy(self.train_store.frame_index), torch.from_numpy(self.train_store.identity)
+        tr.train_codes = tuple(torch.from_numpy(a) for a in split_codes(tr.datasets, "train"))
         tr.measure_runtime(self.train_store)
         tr.write_run_files()
         self.test_store = (FrameStore.load(tr.datasets[:1], "test", m, limit=t.eval_frames, progress=False)
@@ -350,6 +353,7 @@ class _Loop:
         tr.maybe_freeze()
         b = next(self.stream).to(tr.device, tr.runtime.channels_last)
         D = tr.D if t.gan_weight > 0 and tr.iteration >= t.gan_start else None
+        tr.opt_G.set_lr(t.lr_at(tr.iteration))
         self.losses, fake = generator_step(tr.G, tr.opt_G, b, t, tr.runtime, tr.iteration, tr.vgg, D)
         if D is not None:
             self.losses.update(discriminator_step(D, tr.opt_D, b, fake, t, tr.runtime, tr.iteration))
