@@ -413,4 +413,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 PSNR per iteration as at 128^2 for a quarter of the cost (AVX2-only CPU, 10-minute demo: 1005 iterations and
 19.1 dB against 563 and 17.4 dB). ``usable_iterations`` come from measured curves (BENCHMARKS.md):
 tiny overfits its test frames in ~300, small's demo is recognisable from ~600 (held-out ~19 dB), cpu reaches
-24 dB held-out on anchor_71s at ~1500; paper: the paper's networks train for tens of thousands."""
+24 dB held-out on anchor_71s at ~1500; paper: the paper's networks train for tens of thousands. ``cpu`` trains at
+twice the paper's learning rate until the GAN starts (then the paper's, ``gan_lr``) and weights its perceptual
+loss 0.04, the paper's per-iteration weight since it runs every 4th step (BENCHMARKS.md, "recipe ablation":
+at 1200 iterations on anchor_71s, held-out +1.26 dB and LPIPS -0.013 from the rate, LPIPS -0.017 from the weight,
+at the same cost per step)."""
