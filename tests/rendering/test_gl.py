@@ -42,11 +42,13 @@ def test_egl_prefers_a_gpu_driver_over_mesa_device_zero(monkeypatch):
     monkeypatch.setattr(moderngl, "create_context", create_context)
     ctx = gl._egl_context()
     assert ctx.info["GL_RENDERER"].startswith("NVIDIA") and made[0].released and not ctx.released
+    assert len(made) == 2  # Mesa's context was released before the GPU's was made
     # a machine with Mesa only keeps Mesa
     monkeypatch.setattr(moderngl, "create_context",
                         lambda standalone, backend, device_index=None: _FakeContext("llvmpipe") if device_index == 0
                         else (_ for _ in ()).throw(RuntimeError("found 1 devices")))
-    assert gl._egl_context().info["GL_RENDERER"] == "llvmpipe"
+    only = gl._egl_context()
+    assert only.info["GL_RENDERER"] == "llvmpipe" and not only.released
     assert gl.is_software("llvmpipe (LLVM 15.0.6, 256 bits)") and not gl.is_software("NVIDIA H200/PCIe/SSE2")
 
 

@@ -55,26 +55,23 @@ def is_software(renderer: str) -> bool:
 def _egl_context():
     """A headless EGL context on the first hardware EGL device, else on the first device (Mesa's llvmpipe).
 
-    EGL device 0 is often Mesa's software renderer even on a GPU machine, so each device is tried in turn."""
+    EGL device 0 is often Mesa's software renderer even on a GPU machine, so each device is tried in turn;
+    software ones are released before the next is made, so the context returned is the current one."""
     import moderngl
 
-    fallback = None
+    first_software = None
     for index in range(16):
         try:
             ctx = moderngl.create_context(standalone=True, backend="egl", device_index=index)
         except Exception:  # past the last device (or a device without OpenGL 3.3)
             break
         if not is_software(ctx.info.get("GL_RENDERER", "")):
-            if fallback is not None:
-                fallback.release()
             return ctx
-        if fallback is None:
-            fallback = ctx
-        else:
-            ctx.release()
-    if fallback is None:
+        ctx.release()
+        first_software = index if first_software is None else first_software
+    if first_software is None:
         return moderngl.create_context(standalone=True, backend="egl")  # raises with EGL's own reason
-    return fallback
+    return moderngl.create_context(standalone=True, backend="egl", device_index=first_software)
 
 
 def _context():
