@@ -143,8 +143,7 @@ def frame_network(preset: str, precisions: list[str], device, repeats: int) -> l
             ref = module(render, uv)[0].cpu().numpy()
         feeds = {"render": render.cpu().numpy(), "uv": uv.cpu().numpy()}
         shapes = {"image": (1, 3, m.output_size, m.output_size), "mask": (1, 1, m.output_size, m.output_size)}
-        wanted = onnx.GPU_FIRST if device.type == "cuda" else onnx.CPU_ONLY
-        for provider in [p for p in wanted if p in ort.get_available_providers()]:
+        for provider in [p for p in onnx.providers_for(device.type) if p in ort.get_available_providers()]:
             exact = provider != "TensorrtExecutionProvider"  # TensorRT runs in fp16 here; no parity
             sess = onnx.session(path, (provider,), device_id=device.index or 0, exact=exact,
                                 inputs={"render": (3, r, r), "uv": (3, r, r)}, fp16=not exact)

@@ -135,8 +135,7 @@ class Avatar:
         side = (3, self.cfg.render_size, self.cfg.render_size)
         sidecar = path.with_name(path.name + ".json")
         fp16 = sidecar.exists() and bool(json.loads(sidecar.read_text()).get("fp16"))
-        on_gpu = self.device.type == "cuda"
-        self.onnx = onnx.session(path, onnx.GPU_FIRST if on_gpu else onnx.CPU_ONLY, device_id=self.device.index or 0,
+        self.onnx = onnx.session(path, onnx.providers_for(self.device.type), device_id=self.device.index or 0,
                                  inputs={"render": side, "uv": side}, fp16=fp16)
 
     def placement(self) -> str:

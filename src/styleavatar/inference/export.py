@@ -112,7 +112,7 @@ def export_onnx(run: str | Path, output: str | Path, identity: int = 0, fp16: bo
     dev = avatar.device
     example = (torch.from_numpy(render[:1]).to(dev), torch.from_numpy(uv[:1]).to(dev))
     side = tuple(render.shape[1:])
-    kind = onnx.GPU_FIRST if dev.type == "cuda" else onnx.CPU_ONLY
+    kind = onnx.providers_for(dev.type)
     output = Path(output)
     with atomic_file(output, suffix=".onnx") as tmp:
         with torch.no_grad(), warnings.catch_warnings():

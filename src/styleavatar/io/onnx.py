@@ -38,6 +38,11 @@ def _ort():
     return ort
 
 
+def providers_for(device_type: str) -> tuple[str, ...]:
+    """The providers to try for networks on a PyTorch device of this type ('cuda': the GPU's, else the CPU's)."""
+    return GPU_FIRST if device_type == "cuda" else CPU_ONLY
+
+
 def provider_list(offered: Sequence[str], wanted: Sequence[str] = GPU_FIRST, device_id: int = 0,
                   inputs: dict[str, tuple[int, ...]] | None = None, fp16: bool = False,
                   exact: bool = False) -> list[str | tuple[str, dict]]:
