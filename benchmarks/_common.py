@@ -9,8 +9,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HEADER = "# Benchmarks\n\nMeasured figures, each with the command that produced it.\n\n"
 
 
-RESTRICT_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
-"""Environment variables that restrict the kernels (set to AVX2 to stand in for the AVX2-only CPU class)."""
+RESTRICT_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+"""Environment variables that restrict the kernels (set to AVX2 to stand in for the AVX2-only CPU class):
+oneDNN (convolutions), PyTorch's own kernels, and MKL (torch.mm and the other BLAS calls; without it a 2048^2
+fp32 matrix product runs at ~220 GFLOP/s on AVX-512 here, with it at ~128)."""
 
 
 def cpu_class() -> str:
@@ -58,3 +60,68 @@ def write_section(title: str, text: str) -> None:
     body = text.rstrip("\n") + "\n"
     new = re.sub(pattern, lambda _: body, old, flags=re.S) if f"## {title}\n" in old else old.rstrip("\n") + "\n\n" + body
     path.write_text(new)
+
+
+def emit_section(lines: list[str], write: bool = True) -> str:
+    """Print a section (``lines[0]`` is its ``## title``) and, when ``write``, put it into BENCHMARKS.md."""
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    print(text)
+    if write:
+        write_section(lines[0][3:], text)
+    return text
+
+
+def evenly(indices, n: int):
+    """``n`` evenly spaced entries of the 1-D array ``indices`` (all of them when there are fewer)."""
+    import numpy as np
+
+    indices = np.asarray(indices)
+    return indices[np.linspace(0, len(indices) - 1, min(n, len(indices))).round().astype(int)]
+
+
+def truth_frames(ds, idx, cfg):
+    """(N, 3, out, out) float in [0, 1]: dataset frames ``idx`` as the avatar sees them (centred window)."""
+    import numpy as np
+
+    from styleavatar.io.image import to_tensor
+
+    return to_tensor(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in idx]), signed=False)
+
+
+def avatar_frames(avatar, ds, idx, w=None):
+    """(N, 3, out, out) float in [0, 1]: the avatar's frames for dataset frames ``idx`` (their renders and UVs),
+    8 at a time, with latent ``w`` (None: the avatar's own inference latent)."""
+    import numpy as np
+    import torch
+
+    from styleavatar.io.image import to_tensor
+    from styleavatar.rendering.render import resize_image, resize_uv
+
+    if w is not None:
+        avatar.w = w
+    r, out = avatar.cfg.render_size, []
+    for chunk in np.array_split(np.asarray(idx), max(1, len(idx) // 8)):
+        render, uv = avatar.to_tensors([resize_image(ds.render(int(i)), r) for i in chunk],
+                                       [resize_uv(ds.uv(int(i)), r) for i in chunk])
+        out.append(to_tensor(avatar.generate(render, uv)[0], signed=False))
+    return torch.cat(out)
+
+
+def image_scores(fake, truth) -> dict[str, float]:
+    """Mean PSNR (dB), SSIM and LPIPS of (N, 3, H, W) images in [0, 1] against ``truth``."""
+    from styleavatar.evaluation.metrics import lpips, psnr, ssim
+
+    return {"psnr": float(psnr(fake, truth).mean()), "ssim": float(ssim(fake, truth).mean()),
+            "lpips": float(lpips(fake, truth).mean())}
+
+
+def median_frame_scores(ds, idx, train, cfg) -> dict[str, float]:
+    """:func:`image_scores` of the no-network baseline: the per-pixel median of 100 training frames."""
+    import numpy as np
+
+    from styleavatar.io.image import to_tensor
+
+    picks = evenly(train, 100)
+    median = np.median(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in picks]), 0)
+    base = to_tensor(np.repeat(median.astype(np.uint8)[None], len(idx), 0), signed=False)
+    return image_scores(base, truth_frames(ds, idx, cfg))

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_class, machine, write_section  # noqa: E402
+from _common import (ROOT, avatar_frames, cpu_class, emit_section, evenly, image_scores, machine,  # noqa: E402
+                     median_frame_scores, truth_frames)
 
 BEFORE = ["--lr", "0.002", "--gan-lr", "0.002", "--vgg-weight", "0.01"]
 """The `cpu` preset's recipe before this ablation (the paper's rate and perceptual weight)."""
@@ -58,34 +58,10 @@ def train(dataset: Path, run: Path, iters: int, options: list[str]) -> float:
 
 def scores(run: Path, ds, idx: np.ndarray) -> dict[str, float]:
     """PSNR / SSIM / LPIPS of the avatar in ``run`` on dataset frames ``idx`` (centred window, [0, 1])."""
-    from styleavatar.evaluation.metrics import lpips, psnr, ssim
     from styleavatar.inference.avatar import Avatar
-    from styleavatar.io.image import to_tensor
-    from styleavatar.rendering.render import resize_image, resize_uv
 
     avatar = Avatar.load(run, device="cpu")
-    cfg, r = avatar.cfg, avatar.cfg.render_size
-    truth = to_tensor(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in idx]), signed=False)
-    out = []
-    for chunk in np.array_split(idx, max(1, len(idx) // 8)):
-        render, uv = avatar.to_tensors([resize_image(ds.render(int(i)), r) for i in chunk],
-                                       [resize_uv(ds.uv(int(i)), r) for i in chunk])
-        out.append(to_tensor(avatar.generate(render, uv)[0], signed=False))
-    fake = torch.cat(out)
-    return {"psnr": float(psnr(fake, truth).mean()), "ssim": float(ssim(fake, truth).mean()),
-            "lpips": float(lpips(fake, truth).mean())}
-
-
-def median_frame(ds, idx: np.ndarray, train: np.ndarray, cfg) -> dict[str, float]:
-    from styleavatar.evaluation.metrics import lpips, psnr, ssim
-    from styleavatar.io.image import to_tensor
-
-    picks = train[np.linspace(0, len(train) - 1, min(100, len(train))).round().astype(int)]
-    median = np.median(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in picks]), 0)
-    truth = to_tensor(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in idx]), signed=False)
-    base = to_tensor(np.repeat(median.astype(np.uint8)[None], len(idx), 0), signed=False)
-    return {"psnr": float(psnr(base, truth).mean()), "ssim": float(ssim(base, truth).mean()),
-            "lpips": float(lpips(base, truth).mean())}
+    return image_scores(avatar_frames(avatar, ds, idx), truth_frames(ds, idx, avatar.cfg))
 
 
 def speed(run: Path) -> float:
@@ -109,8 +85,7 @@ def main() -> None:
 
     ds = Dataset.open(args.dataset)
     test, train_idx = np.array(ds.test_indices), np.array(ds.train_indices)
-    pick = lambda a: a[np.linspace(0, len(a) - 1, min(args.frames, len(a))).round().astype(int)]  # noqa: E731
-    held, seen = pick(test), pick(train_idx)
+    held, seen = evenly(test, args.frames), evenly(train_idx, args.frames)
     jobs = [(f"{n}: {CANDIDATES[n][0]}", args.dataset, CANDIDATES[n][1], args.out / n.replace(" ", "_"))
             for n in args.only or list(CANDIDATES)]
     if args.texture_dataset is not None:
@@ -127,7 +102,7 @@ def main() -> None:
         own = Dataset.open(dataset)  # the same frames; its own renders and texture
         rows.append((label, speed(run), scores(run, own, held), scores(run, own, seen)["psnr"]))
         print(f"{label}: {rows[-1]}", file=sys.stderr)
-    base = median_frame(ds, held, train_idx, MODEL_PRESETS["cpu"])
+    base = median_frame_scores(ds, held, train_idx, MODEL_PRESETS["cpu"])
     lines = [f"## recipe ablation ({cpu_class()})", "",
              f"`.venv/bin/python benchmarks/ablation.py --dataset {args.dataset} --out RUNS --iters {args.iters}"
              + (f" --texture-dataset {args.texture_dataset}" if args.texture_dataset else "") + "`, "
@@ -141,10 +116,7 @@ def main() -> None:
                      f"{s['ssim']:.3f} | {s['lpips']:.3f} | {train_psnr:.2f} |")
     lines.append(f"| no network: median of 100 training frames | | 0 | {base['psnr']:.2f} | {base['ssim']:.3f} | "
                  f"{base['lpips']:.3f} | |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        write_section(lines[0][3:], text)
+    emit_section(lines, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The GPU benchmark in its reduced form (tiny preset, CPU): every section runs and checks what it measures."""
+"""Benchmark scripts in reduced form (tiny preset, CPU): each runs and checks what it measures."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,13 +6,15 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _gpu_benchmark():
-    spec = importlib.util.spec_from_file_location("gpu_benchmark", ROOT / "benchmarks" / "gpu.py")
+def _load_benchmark(name: str):
+    """benchmarks/NAME.py as a module (each script puts benchmarks/ on sys.path for its helpers)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -21,7 +23,7 @@ def _gpu_benchmark():
 def test_gpu_benchmark_runs_reduced_on_the_cpu(tmp_path, capsys):
     before = (ROOT / "BENCHMARKS.md").read_text()
     out = tmp_path / "gpu.json"
-    result = _gpu_benchmark().main(["--device", "cpu", "--reduced", "--json", str(out)])
+    result = _load_benchmark("gpu").main(["--device", "cpu", "--reduced", "--json", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert (ROOT / "BENCHMARKS.md").read_text() == before  # the reduced form leaves the figures alone
     assert result["preset"] == "tiny" and result["device"].startswith("cpu")
@@ -36,3 +38,38 @@ def test_gpu_benchmark_runs_reduced_on_the_cpu(tmp_path, capsys):
     assert result["multi_gpu"]["skipped"] == f"{torch.cuda.device_count()} GPU(s) here"
     table = capsys.readouterr().out
     assert "| per-frame network, batch 1 | ONNX Runtime CPU |" in table and "| training step | fp32, batch 2" in table
+
+
+def test_budget_benchmark_rebuilds_the_avatar_a_checkpoint_holds(tiny_run, astro_dataset, tmp_path):
+    """The quality-per-minute benchmark scores checkpoints as avatars: the avatar it rebuilds from the run's last
+    checkpoint draws exactly the frames of the avatar `train` wrote at that iteration."""
+    import numpy as np
+
+    from styleavatar.data.dataset import Dataset
+    from styleavatar.inference.avatar import Avatar
+
+    budget = _load_benchmark("budget")
+    ((minutes, iteration, ckpt),) = budget.checkpoint_times(tiny_run)
+    assert iteration == 10 and 0 < minutes < 5
+    rebuilt = Avatar.load(budget.avatar_at(tiny_run, ckpt, iteration, tmp_path / "at10"), device="cpu")
+    original = Avatar.load(tiny_run, device="cpu")
+    ds = Dataset.open(astro_dataset.output)
+    idx = np.array(ds.test_indices[:3])
+    a, b = budget.avatar_frames(rebuilt, ds, idx), budget.avatar_frames(original, ds, idx)
+    assert torch.equal(a, b)
+
+    before = (ROOT / "BENCHMARKS.md").read_text()
+    (row,) = budget.main([str(tiny_run), "--dataset", str(astro_dataset.output), "--minutes", f"{minutes:.4f}",
+                          "--frames", "4", "--no-write"])
+    assert (ROOT / "BENCHMARKS.md").read_text() == before
+    name, where, at, its, held, train_psnr = row
+    runtime = json.loads((tiny_run / "config.json").read_text())["runtime"]
+    assert (name, its) == ("tiny", 10) and runtime["precision"] in where  # the run's own CPU class and runtime
+    held_idx = budget.evenly(ds.test_indices, 4)
+    direct = budget.image_scores(budget.avatar_frames(original, ds, held_idx),
+                                 budget.truth_frames(ds, held_idx, original.cfg))
+    assert held == pytest.approx(direct, abs=1e-4)  # the table's figures are the run's own avatar's
+    seen = budget.evenly(ds.train_indices, 4)
+    seen_psnr = budget.image_scores(budget.avatar_frames(original, ds, seen),
+                                    budget.truth_frames(ds, seen, original.cfg))["psnr"]
+    assert train_psnr == pytest.approx(seen_psnr, abs=1e-4)
