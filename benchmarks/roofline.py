@@ -104,13 +104,15 @@ def step_parts(preset: str):
     vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size)
     opt_G = Optimiser(G, adamw(G.parameters(), t), t.grad_clip)
     opt_D = Optimiser(D, adamw(D.parameters(), t, lazy_every=t.r1_every), t.grad_clip)
-    best = None
-    for channels_last in (False, True):  # the layout the training probe would also compare
+
+    def make_parts(channels_last: bool) -> dict:
+        """The step's parts at this layout (iteration numbers pick what runs: 0 is divisible by vgg_every and
+        r1_every, 1 by neither)."""
         rt = Runtime("cpu", "fp32", channels_last, torch.get_num_threads(), "")
         rt.apply_layout(G, D, vgg)
         b = synthetic_batch(m, t.batch).to("cpu", channels_last)
         fake = generator_step(G, opt_G, b, t, rt, 1)[1]
-        parts = {  # iteration numbers pick what runs: 0 % vgg_every == 0 and 0 % r1_every == 0
+        return {
             "generator": lambda: generator_step(G, opt_G, b, t, rt, 1),
             "generator + perceptual": lambda: generator_step(G, opt_G, b, t, rt, 0, vgg),
             "generator + adversarial": lambda: generator_step(G, opt_G, b, t, rt, 1, vgg, D),
@@ -118,11 +120,14 @@ def step_parts(preset: str):
             "discriminator": lambda: discriminator_step(D, opt_D, b, fake, t, rt, 1),
             "discriminator + R1": lambda: discriminator_step(D, opt_D, b, fake, t, rt, 0),
         }
-        timed = {name: _median_s(fn) for name, fn in parts.items()}
+
+    best = None
+    for channels_last in (False, True):  # the layout the training probe would also compare
+        timed = {name: _median_s(fn) for name, fn in make_parts(channels_last).items()}
         if best is None or sum(timed.values()) < sum(best[1].values()):
-            best = (channels_last, timed, parts)
-    channels_last, timed, parts = best
-    Runtime("cpu", "fp32", channels_last, 0, "").apply_layout(G, D, vgg)
+            best = (channels_last, timed)
+    channels_last, timed = best
+    parts = make_parts(channels_last)  # FLOPs do not depend on the layout; counted at the faster one
     out = {}
     for name, fn in parts.items():
         with flop_counter() as counter:

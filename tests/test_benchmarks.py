@@ -73,3 +73,29 @@ def test_budget_benchmark_rebuilds_the_avatar_a_checkpoint_holds(tiny_run, astro
     seen_psnr = budget.image_scores(budget.avatar_frames(original, ds, seen),
                                     budget.truth_frames(ds, seen, original.cfg))["psnr"]
     assert train_psnr == pytest.approx(seen_psnr, abs=1e-4)
+
+
+def test_roofline_counts_flops_as_torch_does_and_through_r1():
+    """The roofline's counter agrees with torch's FlopCounterMode where both work, and also counts R1's double
+    backward (which FlopCounterMode refuses); the GAN phase costs more than the reconstruction phase."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    roofline = _load_benchmark("roofline")
+    conv, x = torch.nn.Conv2d(4, 4, 3, padding=1), torch.randn(2, 4, 8, 8, requires_grad=True)
+    with FlopCounterMode(display=False) as reference:
+        conv(x).sum().backward()
+    with roofline.flop_counter() as ours:
+        conv(x).sum().backward()
+    assert ours.total == reference.get_total_flops() == 3 * 2 * 9 * 4 * 4 * 8 * 8 * 2  # fwd, grad x, grad w
+    with roofline.flop_counter() as double:
+        (grad,) = torch.autograd.grad(conv(x).sum(), x, create_graph=True)
+        grad.pow(2).sum().backward()
+    assert double.total > ours.total
+
+    before = (ROOT / "BENCHMARKS.md").read_text()
+    rows = roofline.main(["--presets", "tiny", "--no-write"])
+    assert (ROOT / "BENCHMARKS.md").read_text() == before
+    recon, gan = rows
+    assert (recon["phase"], gan["phase"]) == ("reconstruction phase", "GAN phase")
+    assert gan["gflop"] > recon["gflop"] and gan["seconds"] > 0
+    assert recon["bound"] * recon["gflop"] == pytest.approx(gan["bound"] * gan["gflop"])  # one ceiling
