@@ -57,7 +57,7 @@ def avatar_at(run: Path, ckpt: Path, iteration: int, folder: Path) -> Path:
 
 
 def describe_run(run: Path) -> str:
-    """'CPU class; runtime' of a run, from its config.json."""
+    """'CPU class, runtime' of a run (e.g. 'AVX2 only, fp32+cl'), from its config.json."""
     cfg = json.loads((run / "config.json").read_text())
     flags = cfg.get("cpu", "")
     torch_isa = "AVX2 only" if "torch AVX2" in flags else "AVX-512" if "torch AVX512" in flags else flags
