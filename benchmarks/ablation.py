@@ -56,12 +56,14 @@ def train(dataset: Path, run: Path, iters: int, options: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def scores(run: Path, ds, idx: np.ndarray) -> dict[str, float]:
-    """PSNR / SSIM / LPIPS of the avatar in ``run`` on dataset frames ``idx`` (centred window, [0, 1])."""
+def scores(run: Path, ds, held: np.ndarray, seen: np.ndarray) -> tuple[dict[str, float], float]:
+    """PSNR / SSIM / LPIPS of the avatar in ``run`` on dataset frames ``held`` and its PSNR on frames ``seen``
+    (centred window, [0, 1]); the avatar is loaded once for both."""
     from styleavatar.inference.avatar import Avatar
 
     avatar = Avatar.load(run, device="cpu")
-    return image_scores(avatar_frames(avatar, ds, idx), truth_frames(ds, idx, avatar.cfg))
+    seen_scores = image_scores(avatar_frames(avatar, ds, seen), truth_frames(ds, seen, avatar.cfg))
+    return image_scores(avatar_frames(avatar, ds, held), truth_frames(ds, held, avatar.cfg)), seen_scores["psnr"]
 
 
 def speed(run: Path) -> float:
@@ -100,7 +102,7 @@ def main() -> None:
         if not (run / "avatar.safetensors").exists():
             continue
         own = Dataset.open(dataset)  # the same frames; its own renders and texture
-        rows.append((label, speed(run), scores(run, own, held), scores(run, own, seen)["psnr"]))
+        rows.append((label, speed(run), *scores(run, own, held, seen)))
         print(f"{label}: {rows[-1]}", file=sys.stderr)
     base = median_frame_scores(ds, held, train_idx, MODEL_PRESETS["cpu"])
     lines = [f"## recipe ablation ({cpu_class()})", "",
