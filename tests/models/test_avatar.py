@@ -93,7 +93,9 @@ def test_feature_maps_once_per_identity_match_one_pass_per_sample():
     assert torch.allclose(face, ref_face, atol=1e-5) and torch.allclose(background, ref_background, atol=1e-5)
     assert not torch.allclose(face[0], face[1])  # the two identities really differ
     for g, ref in zip(grads, ref_grads):
-        assert torch.allclose(g, ref, rtol=1e-4, atol=1e-5)
+        # the same sums in another order: fp32 rounding relative to the gradient's scale (elementwise rtol fails
+        # on entries that cancel to near zero; measured up to 4e-6 of the scale on AVX2 and AVX-512 kernels)
+        assert (g - ref).abs().max() <= 2e-5 * ref.abs().max()
 
 
 def _face_uv(shift_px: int) -> torch.Tensor:
