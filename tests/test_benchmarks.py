@@ -99,3 +99,12 @@ def test_roofline_counts_flops_as_torch_does_and_through_r1():
     assert (recon["phase"], gan["phase"]) == ("reconstruction phase", "GAN phase")
     assert gan["gflop"] > recon["gflop"] and gan["seconds"] > 0
     assert recon["bound"] * recon["gflop"] == pytest.approx(gan["bound"] * gan["gflop"])  # one ceiling
+
+
+def test_provenance_windows_find_every_marked_window_after_the_goals_attack():
+    """``provenance.py --windows`` on a synthetic clip: two 3 s windows, each written marked and unmarked,
+    downscaled to 50% and re-encoded at CRF 28; the marked ones are found, the unmarked ones are not."""
+    rows = _load_benchmark("provenance")._check_windows(("astronaut", "astronaut:drive"))
+    assert [r["marked"] for r in rows] == [True, False, True, False]
+    assert all(r["found"] and r["prior_score"] >= 5.5 for r in rows if r["marked"])
+    assert not any(r["found"] for r in rows if not r["marked"])
