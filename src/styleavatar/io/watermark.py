@@ -318,8 +318,9 @@ def _whiten(luma: np.ndarray) -> np.ndarray:
     :data:`CONTRAST_SIGMA`, :data:`CONTRAST_FLOOR`) and clipped at 3 standard deviations, so that textured
     content and edges, the detector's noise, do not outweigh the mark.
 
-    The division weights each pixel by the inverse of the content's local strength. On the same marked clips
-    after a 50% downscale plus CRF 28 it raised the three weakest scores from 4.8-4.9 to 5.0-6.2."""
+    The division weights each pixel by the inverse of the content's local strength. On the benchmark's 14 marked
+    real and astronaut clips (mark at 2.2 levels) after a 50% downscale plus CRF 28, it raised the three weakest
+    scores from 4.8-4.9 to 5.0-6.2 (found: 11 -> 13 of 14)."""
     r = luma - cv2.GaussianBlur(luma, (0, 0), WHITEN_SIGMA)
     local = np.sqrt(cv2.GaussianBlur(r * r, (0, 0), CONTRAST_SIGMA))
     r = r / (local + CONTRAST_FLOOR * float(np.sqrt(np.mean(r * r))) + 1e-6)
