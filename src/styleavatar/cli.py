@@ -256,9 +256,9 @@ def _encode_parser(sub) -> None:
         "encode", help="code a video of the avatar's own person as a few numbers per frame (.sam stream)",
         description="Track the video, fit the avatar's own face model to it and write per frame the head pose, "
                     "the first --dims expression coefficients and the gaze, quantised, predicted from the "
-                    "previous frame and deflated, plus the audio as Opus: a talking-head video in a few "
-                    "kilobits per second. `styleavatar decode` renders it back with the same avatar. The "
-                    "format is described in docs/run-format.md.")
+                    "previous frame and entropy-coded (adaptive Golomb-Rice), plus the audio as Opus: a "
+                    "talking-head video in a few kilobits per second. `styleavatar decode` renders it back with "
+                    "the same avatar. The format is described in docs/run-format.md.")
     p.add_argument("video", type=Path, help="video of the avatar's own person")
     p.add_argument("--avatar", type=Path, required=True, metavar="RUN", help="run folder of the avatar")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="CLIP.sam", help="stream to write")

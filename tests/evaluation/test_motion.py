@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from styleavatar.evaluation.motion import Track, compare, jitter
+from styleavatar.evaluation.motion import Track, compare, jitter, network_agreement
 
 
 def _shifted(track: Track, k: int) -> Track:
@@ -55,3 +55,15 @@ def test_mesh_agreement_tells_a_mouth_moving_against_the_driver(drive_clip):
     assert np.corrcoef(openness(subject.shape(against), MOUTH), gap)[0, 1] < -0.9
     flipped = mesh_agreement(shapes, p, dataclasses.replace(p, expression=against), subject)
     assert flipped["mesh_mouth_corr"] < -0.9
+
+
+def test_network_agreement_is_high_for_the_video_a_model_was_fitted_to_and_falls_when_it_lags(drive_clip):
+    """The face model fitted to a video, as the \"asked\" motion, agrees with that video's own tracking; the same
+    video three frames late does not."""
+    track = Track.of_video(drive_clip.path, progress=False)
+    same = network_agreement(track.params, track.subject, track)
+    assert same["net_pose_error_deg"] < 1e-6
+    assert same["net_mouth_corr"] > 0.9 and same["net_eye_corr"] > 0.8
+    late = network_agreement(track.params, track.subject, _shifted(track, 3))
+    assert late["net_pose_error_deg"] > 0.5
+    assert late["net_mouth_corr"] < same["net_mouth_corr"] - 0.1

@@ -6,6 +6,8 @@
   the canonical head (AED), signed eye/mouth openness correlation, and landmark jitter.
 - Mesh level (:func:`mesh_agreement`): the retargeted face model against the driver's, no network
   involved. A fault seen at the image level but not here is the network's; one seen here is retargeting's.
+- Network level (:func:`network_agreement`): the re-tracked output against the retargeted face model it
+  was drawn from, no driver involved: the network's own fault, measured directly.
 """
 from __future__ import annotations
 
@@ -88,6 +90,26 @@ def mesh_agreement(driver_shapes: np.ndarray, driver: FrameParams, output: Frame
         "mesh_brow_corr": _corr(brow_raise(driver_shapes), brow_raise(shapes)),
         "mesh_pose_error_deg": float(pose.mean()),
         "mesh_mouth_step_ratio": float(step_o / step_d) if step_d > 0 else None,
+    }
+
+
+def network_agreement(asked: FrameParams, subject: SubjectModel, output: Track) -> dict[str, float | None]:
+    """How closely the avatar's images follow the face model they were drawn from.
+
+    Args:
+        asked: the N frames the network was given (retargeted parameters); subject: the avatar's face model.
+        output: the output video, re-tracked (the shorter of the two sets the frame count).
+    Returns:
+        signed mouth and eye openness correlation (model against image) and head pose error (degrees, motion
+        relative to each side's first frame).
+    """
+    n = min(len(asked), len(output.params))
+    shapes = subject.shape(asked.expression[:n])
+    pose = rotation_angle_degrees(_relative_rotation(asked.rotation[:n]), output.relative_rotation()[:n])
+    return {
+        "net_mouth_corr": _corr(openness(shapes, MOUTH), openness(output.landmarks[:n], MOUTH)),
+        "net_eye_corr": _corr(openness(shapes, EYES), openness(output.landmarks[:n], EYES)),
+        "net_pose_error_deg": float(pose.mean()),
     }
 
 

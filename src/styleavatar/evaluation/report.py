@@ -30,7 +30,7 @@ from ..io.weights import cache_dir
 from ..rendering.render import resize_image, resize_uv
 from ..tracking.fit import SubjectModel
 from .metrics import all_metrics
-from .motion import Track, compare, mesh_agreement
+from .motion import Track, compare, mesh_agreement, network_agreement
 
 METRICS_FORMAT = "styleavatar-metrics"
 METRICS_VERSION = 1
@@ -67,7 +67,8 @@ CROSS_COLUMNS = (("mesh_mouth_corr", "mouth corr (mesh)"), ("mouth_openness_corr
                  ("mesh_eye_corr", "eye corr (mesh)"), ("eye_openness_corr", "eye corr (image)"),
                  ("mesh_brow_corr", "brow corr (mesh)"), ("mesh_pose_error_deg", "pose error (mesh, deg)"),
                  ("pose_error_deg", "pose error (image, deg)"), ("expression_error_mm", "expression error (mm)"),
-                 ("jitter_ratio", "jitter output / driver"))
+                 ("jitter_ratio", "jitter output / driver"), ("net_mouth_corr", "mouth corr (network)"),
+                 ("net_eye_corr", "eye corr (network)"), ("net_pose_error_deg", "pose error (network, deg)"))
 """Cross-reenactment columns of the report: metrics.json key, heading."""
 
 
@@ -116,15 +117,18 @@ def self_reenactment(avatar: Avatar, ds: Dataset, out: Path, max_frames: int | N
 
 
 def cross_reenactment(run: Path, drive: Path, out: Path, subject: SubjectModel, progress: bool) -> dict:
-    """Drive the avatar with ``drive``; compare the retargeted face model with the driver's (mesh level), and
-    the re-tracked result with the driver's tracking (image level)."""
+    """Drive the avatar with ``drive``; compare the retargeted face model with the driver's (mesh level), the
+    re-tracked result with the driver's tracking (image level) and with the face model it was drawn from
+    (network level)."""
     video = out / f"cross_{drive.stem}.mp4"
     result = {"driver": drive.name, "video": video.name}
     try:
         done = reenact(run, drive, video, progress=progress)
         result.update(mesh_agreement(done.motion.shapes(), done.motion.params, done.params,
                                      subject))
-        result.update(compare(Track.of_video(drive, progress), Track.of_video(video, progress)))
+        output = Track.of_video(video, progress)
+        result.update(compare(Track.of_video(drive, progress), output))
+        result.update(network_agreement(done.params, subject, output))
     except UserError as exc:
         result["error"] = str(exc)
     return result

@@ -7,17 +7,18 @@ unchanged; :func:`..tracking.fit.fit_to_subject`) and quantises per frame: head 
 variance) and gaze (4). Decoding renders those parameters with the avatar's network (absolute pose, no
 retargeting) and muxes the audio back.
 
-Stream (``.sam``), version 1; integers little-endian:
+Stream (``.sam``), version 2; integers little-endian:
 
 - ``MAGIC`` (16 bytes), then a u32 length and the header, UTF-8 JSON: ``format``, ``version``, ``avatar``
   (sha256 of the run's ``avatar.safetensors``), ``identity``, ``fps``, ``frames``, ``dims``, ``steps`` (the
   quantiser step of each of the D values of a frame), ``chunk_frames``, ``audio`` ("opus" or null).
 - Chunks, each a kind byte, a u32 length and a payload: ``A`` (first, when the header says so) holds the
-  audio as an Ogg Opus file; ``P`` holds up to ``chunk_frames`` frames: raw deflate of (D, F) int32, per
-  value its first frame's quantised level then the change from frame to frame (a chunk decodes on its
-  own, so decoding can start before the stream ends); ``E`` (empty) ends the stream. A stream without
-  ``E`` is truncated.
+  audio as an Ogg Opus file; ``P`` holds up to ``chunk_frames`` frames, coded by :class:`LevelCoder` (each
+  value's change from the frame before, adaptive Golomb-Rice, a CRC-32): chunks decode in order, each as
+  soon as it arrives, so decoding can start before the stream ends; ``E`` (empty) ends the stream. A
+  stream without ``E`` is truncated.
 
+Version 1 streams (each ``P`` chunk raw deflate of zigzag varints, decoded on its own) are still read.
 Dequantised values are within half a step of the encoder's values (the bound the tests check).
 """
 from __future__ import annotations
@@ -51,7 +52,7 @@ from ..tracking.video import StepClock, check_tracked, driver_config, track_land
 
 MAGIC = b"STYLEAVATAR-SAM\n"
 STREAM_FORMAT = "styleavatar-stream"
-STREAM_VERSION = 1
+STREAM_VERSION = 2
 CHUNK_FRAMES = 25
 """Frames per parameter chunk (one second at 25 fps): the unit of streaming and of damage."""
 MAX_HEADER_BYTES = 1 << 16
@@ -121,17 +122,17 @@ def unvarint(data: bytes) -> np.ndarray:
     return (u >> np.uint64(1)).astype(np.int64) ^ -(u & np.uint64(1)).astype(np.int64)
 
 
-def pack_levels(levels: np.ndarray) -> bytes:
-    """(F, D) int quantised levels -> a ``P`` payload: value-major, each value's first level then its
-    frame-to-frame changes, as zigzag varints, raw-deflated (the choice measured smallest in
-    BENCHMARKS.md's codec section)."""
+def deflate_levels(levels: np.ndarray) -> bytes:
+    """Version 1's ``P`` payload of (F, D) int levels: value-major, each value's first level then its
+    frame-to-frame changes, as zigzag varints, raw-deflated. Kept to read old streams and as the yardstick
+    of BENCHMARKS.md's codec section."""
     delta = np.diff(levels, axis=0, prepend=np.zeros((1, levels.shape[1]), levels.dtype))
     c = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: no container bytes per chunk
     return c.compress(varint(np.ascontiguousarray(delta.T))) + c.flush()
 
 
-def unpack_levels(payload: bytes, d: int) -> np.ndarray:
-    """Inverse of :func:`pack_levels`: (F, D) int64 levels."""
+def inflate_levels(payload: bytes, d: int) -> np.ndarray:
+    """Inverse of :func:`deflate_levels`: (F, D) int64 levels of a version 1 chunk."""
     inflate = zlib.decompressobj(-15)
     try:
         raw = inflate.decompress(payload, d * CHUNK_FRAMES * 5)  # at most one chunk's frames
@@ -145,12 +146,119 @@ def unpack_levels(payload: bytes, d: int) -> np.ndarray:
     return np.cumsum(delta.reshape(d, -1).T, axis=0)
 
 
+RICE_RESET = 8
+"""The Golomb-Rice statistics of a value are halved when they hold this many changes. The tracked motion
+changes pace often: on anchor_71s's held-out frames, 19 values at quality 1 took 1.34 / 1.37 / 1.39 / 1.46 /
+1.53 kbit/s at 4 / 6 / 8 / 16 / 32 (version 1's deflate: 1.88)."""
+RICE_LIMIT = 20
+"""Unary lengths from here on are escaped: RICE_LIMIT ones, then the change's zigzag code in 32 bits."""
+
+
+class LevelCoder:
+    """Adaptive Golomb-Rice coding of (F, D) quantised levels, chunk after chunk (stream version 2).
+
+    Each value is predicted by its level in the frame before (0 before the first frame of the stream). The
+    change x is zigzag-mapped to u = 2x or -2x - 1 (u >= 0, small either way) and written as u >> k in
+    unary (ones, then a zero) followed by the low k bits of u. k follows each value's recent changes as in
+    LOCO-I (JPEG-LS): the smallest k with n * 2^k >= a, a being the sum of the last n codes u. Encoder and
+    decoder update the same state, so a stream's chunks are coded and decoded in order; one coder per stream.
+
+    Payload: u8 frame count F, the codes frame-major (frame 0's D values, then frame 1's, ...), zero bits
+    to a whole byte, then the CRC-32 of all that (u32).
+    """
+
+    def __init__(self, d: int) -> None:
+        self.last = [0] * d
+        self.a, self.n = [2] * d, [1] * d
+
+    def _k(self, j: int) -> int:
+        k = 0
+        while self.n[j] << k < self.a[j]:
+            k += 1
+        return k
+
+    def _seen(self, j: int, u: int) -> None:
+        self.a[j] += u
+        self.n[j] += 1
+        if self.n[j] >= RICE_RESET:
+            self.a[j] >>= 1
+            self.n[j] >>= 1
+
+    def encode(self, levels: np.ndarray) -> bytes:
+        """(F, D) int levels (F <= CHUNK_FRAMES, |level| < 2^30) -> one ``P`` payload."""
+        bits = []
+        for frame in levels.tolist():
+            for j, level in enumerate(frame):
+                x, self.last[j] = level - self.last[j], level
+                u, k = (x << 1) ^ (x >> 63), self._k(j)
+                if u >> k < RICE_LIMIT:
+                    bits.append("1" * (u >> k) + "0" + (format(u & ((1 << k) - 1), f"0{k}b") if k else ""))
+                else:
+                    bits.append("1" * RICE_LIMIT + format(u, "032b"))
+                self._seen(j, u)
+        text = "".join(bits)
+        text += "0" * (-len(text) % 8)
+        body = bytes([len(levels)]) + (int(text, 2).to_bytes(len(text) // 8, "big") if text else b"")
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        """Inverse of :meth:`encode`: (F, D) int64 levels; a damaged payload is a :class:`UserError`."""
+        body, crc = payload[:-4], payload[-4:]
+        if len(payload) < 5 or struct.pack("<I", zlib.crc32(body)) != crc:
+            raise UserError("damaged stream: a parameter chunk fails its checksum")
+        frames, d = body[0], len(self.last)
+        if not 1 <= frames <= CHUNK_FRAMES:
+            raise UserError(f"damaged stream: a parameter chunk of {frames} frames")
+        text, pos = "".join(format(b, "08b") for b in body[1:]), 0
+        out = np.zeros((frames, d), np.int64)
+        for f in range(frames):
+            for j in range(d):
+                u, pos = _read_code(text, pos, self._k(j))
+                self.last[j] += (u >> 1) ^ -(u & 1)
+                out[f, j] = self.last[j]
+                self._seen(j, u)
+        if len(text) - pos >= 8:
+            raise UserError("damaged stream: a parameter chunk holds more than its frames")
+        return out
+
+
+def _read_code(text: str, pos: int, k: int) -> tuple[int, int]:
+    """The code u at bit ``pos`` of ``text`` (a string of '0'/'1') and the position after it."""
+    zero = text.find("0", pos, pos + RICE_LIMIT)
+    if zero < 0:  # RICE_LIMIT ones: an escaped code (or the bits ran out)
+        end = pos + RICE_LIMIT + 32
+        u = int(text[pos + RICE_LIMIT:end], 2) if end <= len(text) else -1
+    else:
+        end = zero + 1 + k
+        u = ((zero - pos) << k) | (int(text[zero + 1:end], 2) if k else 0) if end <= len(text) else -1
+    if u < 0:
+        raise UserError("damaged stream: a parameter chunk ends inside a number")
+    return u, end
+
+
+def level_decoder(header: dict):
+    """The function that turns each ``P`` payload of a stream with this header into (F, D) int64 levels, in
+    stream order (the header's version decides the coding)."""
+    d = len(header["steps"])
+    if int(header.get("version", 1)) == 1:
+        return lambda payload: inflate_levels(payload, d)
+    return LevelCoder(d).decode
+
+
+def read_levels(f: BinaryIO, header: dict) -> np.ndarray:
+    """(N, D) int64 levels of all ``P`` chunks of the rest of a stream (whose header was just read)."""
+    decode = level_decoder(header)
+    parts = [decode(payload) for kind, payload in read_chunks(f) if kind == b"P"]
+    return np.concatenate(parts) if parts else np.zeros((0, len(header["steps"])), np.int64)
+
+
 class StreamWriter:
     """Writes a stream as frames come (``encode`` and ``live --encode``): a parameter chunk goes out each
     time ``CHUNK_FRAMES`` frames have been added; :meth:`close` writes the rest and the end marker."""
 
     def __init__(self, out: BinaryIO, header: dict, audio: bytes | None = None) -> None:
         self.out, self.step = out, np.asarray(header["steps"])
+        self.coder = LevelCoder(len(self.step))
         self.pending: list[np.ndarray] = []
         self.video_bytes, self.frames = 0, 0
         blob = json.dumps(header).encode()
@@ -161,7 +269,7 @@ class StreamWriter:
     def add(self, values: np.ndarray) -> None:
         """Queue (D,) or (N, D) values; full chunks are written at once."""
         levels = np.round(np.atleast_2d(values) / self.step).astype(np.int64)
-        if np.abs(levels).max(initial=0) >= 2 ** 31:
+        if np.abs(levels).max(initial=0) >= 2 ** 30:  # keeps every change's code within 32 bits
             raise UserError("a value is too large for the stream's quantiser (is the tracking broken?)")
         self.pending.extend(levels)
         self.frames += len(levels)
@@ -169,7 +277,7 @@ class StreamWriter:
             self._flush(CHUNK_FRAMES)
 
     def _flush(self, n: int) -> None:
-        chunk = _chunk(b"P", pack_levels(np.stack(self.pending[:n])))
+        chunk = _chunk(b"P", self.coder.encode(np.stack(self.pending[:n])))
         del self.pending[:n]
         self.video_bytes += len(chunk)
         self.out.write(chunk)
@@ -420,7 +528,7 @@ def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, p
         if progress:
             print(avatar.placement(), file=sys.stderr)
         step, fps, k = np.asarray(header["steps"]), float(header["fps"]), avatar.subject.basis.shape[0]
-        chunks = read_chunks(f)
+        chunks, levels_of = read_chunks(f), level_decoder(header)
         audio, frames, video_bytes = None, 0, 0
         total = None if header.get("frames") is None else int(header["frames"])  # None: a live stream
         bar = tqdm(total=total, desc="decoding", unit="frame", disable=not progress, file=sys.stderr,
@@ -439,7 +547,7 @@ def decode(stream: str | Path | BinaryIO, run: str | Path, output: str | Path, p
                     if kind != b"P":
                         raise UserError("damaged stream: a second audio chunk")
                     video_bytes += len(payload) + 5
-                    params = from_values(unpack_levels(payload, len(step)) * step, k)
+                    params = from_values(levels_of(payload) * step, k)
                     for image in avatar_frames(avatar, params):
                         writer.write(image)
                         frames += 1
