@@ -102,6 +102,24 @@ def _reencode(part: list[np.ndarray], scale: float, crop: float, crf: int, out: 
     return out
 
 
+def _sources() -> tuple[list[Path], list[tuple[str, str]]]:
+    """The videos of ../shared/data, and (name, source) of each of them and of both astronaut clips."""
+    videos = sorted((DATA / "train").glob("*.mp4")) + sorted((DATA / "drive").glob("*.*"))
+    return videos, [(p.stem, str(p)) for p in videos] + [("astronaut (train motion)", "astronaut:train"),
+                                                         ("astronaut (drive motion)", "astronaut:drive")]
+
+
+def _source_frames(src: str, tmp: Path, n: int, start: int = 0) -> list[np.ndarray]:
+    """Up to ``n`` square frames (from ``start``) of a video path, or of the synthetic 'astronaut:KIND' clip
+    (made in ``tmp``; :data:`FRAMES` frames)."""
+    if src.startswith("astronaut:"):
+        from styleavatar.data.synthetic import make_clip
+
+        make_clip(tmp / "astro.mp4", FRAMES, FPS, kind=src.split(":")[1], size=SIZE)
+        return _frames(tmp / "astro.mp4")
+    return [_square(f.rgb) for f in _read(Path(src), n, start)]
+
+
 def _check_source(job: tuple[str, str, bool]) -> list[dict]:
     """All attacks on one source, marked or not. ``job``: (name, video path or 'astronaut:kind' or
     'avatar:RUN:driver', marked)."""
@@ -129,15 +147,8 @@ def _check_source(job: tuple[str, str, bool]) -> list[dict]:
             reenact(run, clip, written, ReenactOptions(provenance=ProvenanceOptions(c2pa=False)), progress=False)
             payload = verify(written).watermark.payload or payload  # the avatar's own id
         else:
-            if src.startswith("astronaut:"):
-                from styleavatar.data.synthetic import make_clip
-
-                make_clip(tmp / "astro.mp4", FRAMES, FPS, kind=src.split(":")[1], size=SIZE)
-                raw = _frames(tmp / "astro.mp4")
-            else:
-                path, _, start = src.partition("@")
-                raw = [_square(f.rgb) for f in _read(Path(path), FRAMES, int(start or 0))]
-            _write(written, raw, mark=mark)
+            path, _, start = src.partition("@")
+            _write(written, _source_frames(path, tmp, FRAMES, int(start or 0)), mark=mark)
         frames = _frames(written)
         for attack in CLIP_ATTACKS:
             v = verify(_clip_attack(attack, written, frames, tmp)).watermark
@@ -174,13 +185,7 @@ def _check_windows(job: tuple[str, str]) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if src.startswith("astronaut:"):
-            from styleavatar.data.synthetic import make_clip
-
-            make_clip(tmp / "astro.mp4", FRAMES, FPS, kind=src.split(":")[1], size=SIZE)
-            raw = _frames(tmp / "astro.mp4")
-        else:
-            raw = [_square(f.rgb) for f in _read(Path(src), 10 ** 6)]
+        raw = _source_frames(src, tmp, 10 ** 6)
         for start in range(0, len(raw) - WINDOW + 1, WINDOW):
             for marked in (True, False):
                 mark = Mark(payload, ProvenanceOptions(c2pa=False)) if marked else None
@@ -194,9 +199,7 @@ def _check_windows(job: tuple[str, str]) -> list[dict]:
 
 def _windows(workers: int) -> None:
     """``--windows``: write the section "provenance: the goal's attack on every 3 s window"."""
-    videos = sorted((DATA / "train").glob("*.mp4")) + sorted((DATA / "drive").glob("*.*"))
-    jobs = [(p.stem, str(p)) for p in videos] + [("astronaut (train motion)", "astronaut:train"),
-                                                 ("astronaut (drive motion)", "astronaut:drive")]
+    _, jobs = _sources()
     t0 = time.perf_counter()
     with Pool(workers) as pool:
         rows = [r for part in pool.map(_check_windows, jobs, chunksize=1) for r in part]
@@ -303,9 +306,7 @@ def main() -> None:
 
     if not DATA.exists():
         sys.exit(f"no test data at {DATA}")
-    videos = sorted(p for p in (DATA / "train").glob("*.mp4")) + sorted((DATA / "drive").glob("*.*"))
-    sources = [(p.stem, str(p)) for p in videos] + [("astronaut (train motion)", "astronaut:train"),
-                                                    ("astronaut (drive motion)", "astronaut:drive")]
+    videos, sources = _sources()
     jobs = [(n, s, m) for n, s in sources for m in (True, False)]
     for p in videos:  # more unmarked content: later 6 s windows of the longer videos
         seconds = probe(p).duration
