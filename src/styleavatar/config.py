@@ -343,11 +343,10 @@ class TransferOptions:
 class CodecOptions:
     """How ``encode`` trades the size of a stream for fidelity."""
 
-    dims: int = 16
-    """Expression coefficients kept per frame (of the avatar's 32; its basis is ordered by variance). 16 at
-    quality 0.5 scored the held-out frames of two avatars as 24 at quality 1 did (within 0.03 dB PSNR and
-    0.001 LPIPS; BENCHMARKS.md, "codec") in little more than half the bits."""
-    quality: float = 0.5
+    dims: int = 24
+    """Expression coefficients kept per frame (of the avatar's 32; its basis is ordered by variance). Fewer
+    score the same full-frame PSNR and LPIPS but lose lip and eyelid motion (BENCHMARKS.md, "codec")."""
+    quality: float = 1.0
     """Divides every quantiser step: 2 halves the quantisation error and costs about one bit more per value."""
     audio: bool = True
     """Keep the video's audio (Opus, 24 kbit/s)."""
