@@ -108,3 +108,25 @@ def test_provenance_windows_find_every_marked_window_after_the_goals_attack():
     assert [r["marked"] for r in rows] == [True, False, True, False]
     assert all(r["found"] and r["prior_score"] >= 5.5 for r in rows if r["marked"])
     assert not any(r["found"] for r in rows if not r["marked"])
+
+
+def test_codec_counts_a_setting_as_free_only_when_the_lips_and_eyelids_follow(tmp_path, monkeypatch):
+    """Two cheaper settings score the default's LPIPS and PSNR; the one whose eyelids stop following the full fit
+    is not free, the other is, and the headline names it with the ratio H.264 needs."""
+    codec_bench = _load_benchmark("codec")
+    written = {}
+    monkeypatch.setattr(codec_bench, "write_section", lambda title, text: written.update(text=text))
+    row = {"numbers": 35, "v1_kbit_s": 4.0, "encode_fps": 80.0, "decode_fps": 10.0, "psnr": 25.0, "ssim": 0.82,
+           "lpips": 0.15, "feature_mm": 0.2, "mouth_corr": 0.995, "eye_corr": 0.997}
+    rows = [{**row, "coder": "avatar, dims 24, quality 1", "kbit_s": 3.0},
+            {**row, "coder": "avatar, dims 4, quality 0.5", "kbit_s": 0.8, "eye_corr": 0.4},
+            {**row, "coder": "avatar, dims 20, quality 1", "kbit_s": 2.5}]
+    h264 = [{"coder": f"H.264 at {k} kbit/s target", "kbit_s": float(k), "psnr": 25.0, "ssim": 0.8,
+             "lpips": lp} for k, lp in ((10, 0.3), (20, 0.15), (40, 0.05))]
+    args = type("Args", (), {"run": tmp_path, "dataset": tmp_path, "frames": 64, "plot": tmp_path / "codec.png"})
+    codec_bench._write(args, rows, h264, 356, 25.0)
+    text = written["text"]
+    assert "**The default stream, dims 24, quality 1: 3.00 kbit/s, LPIPS 0.150; H.264 needs 20.0 kbit/s" in text
+    assert "**dims 20, quality 1: 2.50 kbit/s, LPIPS 0.150; H.264 needs 20.0 kbit/s for that LPIPS, 8.0x**" in text
+    assert "dims 4, quality 0.5: 0.80" not in text
+    assert (tmp_path / "codec.png").exists()
