@@ -105,13 +105,13 @@ def _motion(subject, expression: np.ndarray, reference: np.ndarray) -> dict[str,
 
 
 def _decoded(path: Path, k: int):
-    """FrameParams of a stream file, as ``decode`` dequantises them."""
+    """(N, D) quantised levels of a stream file and its FrameParams as ``decode`` dequantises them."""
     from styleavatar.inference import codec
 
     with open(path, "rb") as f:
         header = codec.read_header(f)
         levels = codec.read_levels(f, header)
-    return header, levels, codec.from_values(levels * np.asarray(header["steps"]), k)
+    return levels, codec.from_values(levels * np.asarray(header["steps"]), k)
 
 
 def _log_interp(x_at: float, xs: list[float], ys: list[float]) -> float | None:
@@ -148,13 +148,13 @@ def main() -> None:
         _held_out_video(ds, clip)
         # The reference: every coefficient, steps 1/16 of quality 1's (the fit itself, to well within a step).
         codec.encode(clip, args.run, Path(tmp) / "full.sam", CodecOptions(k, 16.0, audio=False), progress=False)
-        full = _decoded(Path(tmp) / "full.sam", k)[2].expression
+        full = _decoded(Path(tmp) / "full.sam", k)[1].expression
         for dims, quality in SETTINGS:
             t0 = time.perf_counter()
             summary = codec.encode(clip, args.run, Path(tmp) / "s.sam", CodecOptions(dims, quality, audio=False),
                                    progress=False)
             enc_s = time.perf_counter() - t0
-            _, levels, decoded = _decoded(Path(tmp) / "s.sam", k)
+            levels, decoded = _decoded(Path(tmp) / "s.sam", k)
             v1_bytes = sum(len(codec.deflate_levels(levels[i:i + codec.CHUNK_FRAMES])) + 5
                            for i in range(0, len(levels), codec.CHUNK_FRAMES))
             params = decoded.select(pick)

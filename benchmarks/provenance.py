@@ -182,14 +182,14 @@ def _check_windows(job: tuple[str, str]) -> list[dict]:
     name, src = job
     _, scale, crop, crf = CLIP_ATTACKS[GOAL_ATTACK]
     payload = Payload.for_avatar("5a7a" + "0" * 60)
+    mark = Mark(payload, ProvenanceOptions(c2pa=False))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         raw = _source_frames(src, tmp, 10 ** 6)
         for start in range(0, len(raw) - WINDOW + 1, WINDOW):
             for marked in (True, False):
-                mark = Mark(payload, ProvenanceOptions(c2pa=False)) if marked else None
-                _write(tmp / "written.mp4", raw[start:start + WINDOW], mark=mark)
+                _write(tmp / "written.mp4", raw[start:start + WINDOW], mark=mark if marked else None)
                 attacked = _reencode(_frames(tmp / "written.mp4"), scale, crop, crf, tmp / "attacked.mp4")
                 row = _row(f"{name} @{start / FPS:.0f} s", marked, GOAL_ATTACK, verify(attacked).watermark, payload)
                 rows.append({**row, "video": name})

@@ -322,8 +322,9 @@ def _whiten(luma: np.ndarray) -> np.ndarray:
     real and astronaut clips (mark at 2.2 levels) after a 50% downscale plus CRF 28, it raised the three weakest
     scores from 4.8-4.9 to 5.0-6.2 (found: 11 -> 13 of 14)."""
     r = luma - cv2.GaussianBlur(luma, (0, 0), WHITEN_SIGMA)
-    local = np.sqrt(cv2.GaussianBlur(r * r, (0, 0), CONTRAST_SIGMA))
-    r = r / (local + CONTRAST_FLOOR * float(np.sqrt(np.mean(r * r))) + 1e-6)
+    sq = r * r
+    local = np.sqrt(cv2.GaussianBlur(sq, (0, 0), CONTRAST_SIGMA))
+    r = r / (local + CONTRAST_FLOOR * float(np.sqrt(sq.mean())) + 1e-6)
     s = 3.0 * float(r.std()) + 1e-6
     return np.clip(r, -s, s)
 
