@@ -107,12 +107,31 @@ def avatar_frames(avatar, ds, idx, w=None):
     return torch.cat(out)
 
 
-def image_scores(fake, truth) -> dict[str, float]:
-    """Mean PSNR (dB), SSIM and LPIPS of (N, 3, H, W) images in [0, 1] against ``truth``."""
+def feature_windows(ds, idx, cfg):
+    """(N, 1, out, out) float in [0, 1]: the eyes-and-mouth maps of dataset frames ``idx`` (centred window)."""
+    import numpy as np
+    import torch
+
+    from styleavatar.rendering.regions import feature_map
+
+    start = (cfg.crop_size - cfg.output_size) // 2
+    win = np.s_[start:start + cfg.output_size, start:start + cfg.output_size]
+    return torch.from_numpy(np.stack([feature_map(ds.arrays["landmarks"][int(i)], cfg.crop_size)[win]
+                                      for i in idx]))[:, None]
+
+
+def image_scores(fake, truth, features=None) -> dict[str, float]:
+    """Mean PSNR (dB), SSIM and LPIPS of (N, 3, H, W) images in [0, 1] against ``truth``; with ``features``
+    (:func:`feature_windows`), also "psnr_features": the PSNR of the eyes and mouth."""
+    import torch
+
     from styleavatar.evaluation.metrics import lpips, psnr, ssim
 
-    return {"psnr": float(psnr(fake, truth).mean()), "ssim": float(ssim(fake, truth).mean()),
-            "lpips": float(lpips(fake, truth).mean())}
+    out = {"psnr": float(psnr(fake, truth).mean()), "ssim": float(ssim(fake, truth).mean()),
+           "lpips": float(lpips(fake, truth).mean())}
+    if features is not None:
+        out["psnr_features"] = float(torch.nanmean(psnr(fake, truth, features)))
+    return out
 
 
 def median_frame_scores(ds, idx, train, cfg) -> dict[str, float]:
@@ -124,4 +143,4 @@ def median_frame_scores(ds, idx, train, cfg) -> dict[str, float]:
     picks = evenly(train, 100)
     median = np.median(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in picks]), 0)
     base = to_tensor(np.repeat(median.astype(np.uint8)[None], len(idx), 0), signed=False)
-    return image_scores(base, truth_frames(ds, idx, cfg))
+    return image_scores(base, truth_frames(ds, idx, cfg), feature_windows(ds, idx, cfg))

@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (avatar_frames, emit_section, evenly, image_scores, machine, median_frame_scores,  # noqa: E402
-                     truth_frames)
+from _common import (avatar_frames, emit_section, evenly, feature_windows, image_scores, machine,  # noqa: E402
+                     median_frame_scores, truth_frames)
 
 TITLE = "quality per CPU-minute"
 
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> list[tuple]:
                     continue
                 avatar = Avatar.load(avatar_at(run, path, iteration, Path(tmp) / f"{r}-{iteration}"), device="cpu")
                 cfg = avatar.cfg
-                s = image_scores(avatar_frames(avatar, ds, held), truth_frames(ds, held, cfg))
+                s = image_scores(avatar_frames(avatar, ds, held), truth_frames(ds, held, cfg),
+                                 feature_windows(ds, held, cfg))
                 train_psnr = image_scores(avatar_frames(avatar, ds, seen), truth_frames(ds, seen, cfg))["psnr"]
                 rows.append((run.name, describe_run(run), minutes, iteration, s, train_psnr))
                 print(f"{run.name} {minutes:.1f} min: {s} training {train_psnr:.2f}", file=sys.stderr)
@@ -109,12 +110,13 @@ def main(argv: list[str] | None = None) -> list[tuple]:
              f"`{ds.root.name}` (the last 20%, never trained on) and {len(seen)} training frames, centred "
              f"{cfg.output_size}^2 window, the avatar's mean latent.", "",
              "| run | CPU class, runtime | minutes | iterations | held-out PSNR (dB) | SSIM | LPIPS | "
-             "training PSNR (dB) |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "eyes and mouth PSNR (dB) | training PSNR (dB) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, where, minutes, iteration, s, train_psnr in rows:
         lines.append(f"| {name} | {where} | {minutes:.1f} | {iteration} | {s['psnr']:.2f} | {s['ssim']:.3f} | "
-                     f"{s['lpips']:.3f} | {train_psnr:.2f} |")
+                     f"{s['lpips']:.3f} | {s['psnr_features']:.2f} | {train_psnr:.2f} |")
     lines.append(f"| no network: median of 100 training frames | | 0 | | {base['psnr']:.2f} | {base['ssim']:.3f} | "
-                 f"{base['lpips']:.3f} | |")
+                 f"{base['lpips']:.3f} | {base['psnr_features']:.2f} | |")
     emit_section(lines, write=not args.no_write)
     return rows
 

@@ -67,8 +67,13 @@ def test_budget_benchmark_rebuilds_the_avatar_a_checkpoint_holds(tiny_run, astro
     assert (name, its) == ("tiny", 10) and runtime["precision"] in where  # the run's own CPU class and runtime
     held_idx = budget.evenly(ds.test_indices, 4)
     direct = budget.image_scores(budget.avatar_frames(original, ds, held_idx),
-                                 budget.truth_frames(ds, held_idx, original.cfg))
+                                 budget.truth_frames(ds, held_idx, original.cfg),
+                                 budget.feature_windows(ds, held_idx, original.cfg))
     assert held == pytest.approx(direct, abs=1e-4)  # the table's figures are the run's own avatar's
+    truth = budget.truth_frames(ds, held_idx, original.cfg)  # the eyes and mouth scored apart: a flawless avatar
+    spoilt = truth.clone()  # but for a grey band over its forehead keeps full marks there
+    spoilt[:, :, :4] = 0.5
+    assert budget.image_scores(spoilt, truth, budget.feature_windows(ds, held_idx, original.cfg))["psnr_features"] > 60
     seen = budget.evenly(ds.train_indices, 4)
     seen_psnr = budget.image_scores(budget.avatar_frames(original, ds, seen),
                                     budget.truth_frames(ds, seen, original.cfg))["psnr"]

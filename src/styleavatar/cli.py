@@ -464,7 +464,8 @@ def _evaluate_parser(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="score an avatar on its held-out frames and on cross-driving; write an HTML report",
         description="Self-reenactment on the dataset's test split (last 20%%, never trained on): PSNR, SSIM, "
-                    "LPIPS (AlexNet) and L1 on the full frame and on the person only. Cross-reenactment for "
+                    "LPIPS (AlexNet) and L1 on the full frame and on the person only, and PSNR of the eyes and "
+                    "mouth (soft ellipses around the tracked lids and lips). Cross-reenactment for "
                     "each --drive video, at two levels: the retargeted face model against the driver's (mesh: "
                     "signed mouth/eye openness, brows, pose; no network involved), and the output re-tracked "
                     "against the driver (image: pose, expression, openness, jitter). Writes metrics.json and "

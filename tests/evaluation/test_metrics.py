@@ -45,6 +45,19 @@ def test_psnr_and_ssim_match_scikit_image(rng):
     assert l1(_t(a), _t(b), mask).item() == pytest.approx(0, abs=1e-7) and l1(_t(a), _t(b)).item() > 0.1
 
 
+def test_weighted_psnr_scores_the_weighted_pixels_only(rng):
+    a, b = _pairs(rng)[0]
+    region = np.s_[40:60, 30:90]
+    weight = torch.zeros(1, 1, *a.shape[:2])
+    weight[(..., *region)] = 0.7  # any constant weight: the PSNR of those pixels
+    expected = peak_signal_noise_ratio(a[region], b[region], data_range=1)
+    assert psnr(_t(a), _t(b), weight).item() == pytest.approx(expected, abs=1e-3)
+    elsewhere = b.copy()
+    elsewhere[:30] = 0
+    assert psnr(_t(a), _t(elsewhere), weight).item() == pytest.approx(expected, abs=1e-3)
+    assert torch.isnan(psnr(_t(a), _t(b), torch.zeros_like(weight))).all()  # nothing to score
+
+
 def test_lpips_is_zero_for_identical_images_and_grows_with_distortion(rng):
     astro = data.astronaut()[::4, ::4].astype(np.float64) / 255
     x = _t(astro)

@@ -26,6 +26,19 @@ def test_self_comparison_is_zero_and_shift_grows(drive_clip):
     assert errors[1]["mouth_openness_corr"] < 0.9
 
 
+def test_range_ratio_tells_a_mouth_that_opens_half_as_far(drive_clip):
+    """The correlation cannot see a mouth that follows every move at half the size; the range ratio can."""
+    from styleavatar.tracking.face_model import MOUTH
+
+    track = Track.of_video(drive_clip.path, progress=False)
+    (upper, lower), _ = MOUTH[0]
+    lm = track.landmarks.copy()
+    lm[:, lower] = lm[:, upper] + 0.5 * (lm[:, lower] - lm[:, upper])  # the lips' gap halved in every frame
+    half = compare(track, Track(lm, track.params, track.subject))
+    assert half["mouth_openness_corr"] > 0.99 and abs(half["mouth_range_ratio"] - 0.5) < 0.01
+    assert compare(track, track)["eye_range_ratio"] == 1.0
+
+
 def test_jitter_grows_with_noise(rng):
     t = np.linspace(0, 1, 50)
     pts = np.zeros((50, 478, 3))

@@ -1,7 +1,9 @@
 """Image-quality metrics on (B, 3, H, W) tensors with values in [0, 1].
 
 ``person`` variants score the person only: both images are multiplied by the person mask (B, 1, H, W)
-in [0, 1], i.e. compared on a black background, as the paper's background-removed frames.
+in [0, 1], i.e. compared on a black background, as the paper's background-removed frames. ``features``
+variants score the eyes and mouth only: errors weighted by their soft map (B, 1, H, W) in [0, 1]
+(:func:`styleavatar.rendering.regions.feature_map`).
 """
 from __future__ import annotations
 
@@ -10,9 +12,15 @@ import functools
 import torch
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(B,) peak signal-to-noise ratio in dB."""
-    mse = (a.float() - b.float()).pow(2).flatten(1).mean(1)
+def psnr(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) peak signal-to-noise ratio in dB; with ``weight`` (B, 1, H, W) >= 0, of the weighted mean squared
+    error (NaN for an image whose weights are all 0)."""
+    d2 = (a.float() - b.float()).pow(2).mean(1, keepdim=True)
+    if weight is None:
+        mse = d2.flatten(1).mean(1)
+    else:
+        w = weight.float().flatten(1).sum(1)
+        mse = torch.where(w > 0, (d2 * weight.float()).flatten(1).sum(1) / w.clamp_min(1e-10), torch.nan)
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
@@ -48,9 +56,13 @@ def lpips(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return net(a.float() * 2 - 1, b.float() * 2 - 1)
 
 
-def all_metrics(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """PSNR, SSIM, LPIPS, L1 on the full frame and, with a mask, on the person only: name -> (B,)."""
+def all_metrics(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None,
+                features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """PSNR, SSIM, LPIPS, L1 on the full frame; with a mask, on the person only; with a feature map, PSNR of the
+    eyes and mouth (NaN where none is in view): name -> (B,)."""
     out = {"psnr": psnr(a, b), "ssim": ssim(a, b), "lpips": lpips(a, b), "l1": l1(a, b)}
+    if features is not None:
+        out["psnr_features"] = psnr(a, b, features)
     if mask is not None:
         pa, pb = a * mask, b * mask
         out.update({"psnr_person": psnr(pa, pb), "ssim_person": ssim(pa, pb), "lpips_person": lpips(pa, pb),

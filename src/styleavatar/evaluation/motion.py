@@ -3,7 +3,8 @@
 - Image level (:func:`compare`): the output video re-tracked with the project's tracker against the
   driver's tracking. Motion is compared *relative to each video's first frame*, so it does not depend on
   who is in the video: head pose error in degrees (APD), expression deformation error in millimetres of
-  the canonical head (AED), signed eye/mouth openness correlation, and landmark jitter.
+  the canonical head (AED), signed eye/mouth openness correlation and range ratio (how far the output's
+  openness moves against the driver's), and landmark jitter.
 - Mesh level (:func:`mesh_agreement`): the retargeted face model against the driver's, no network
   involved. A fault seen at the image level but not here is the network's; one seen here is retargeting's.
 - Network level (:func:`network_agreement`): the re-tracked output against the retargeted face model it
@@ -63,6 +64,12 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _spread_ratio(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Standard deviation of ``a`` over that of ``b``: how far one openness moves against the other's range
+    (a correlation reads 1 for an eye that only half-closes when the other blinks; this reads 0.5)."""
+    return float(a.std() / b.std()) if b.std() > 1e-9 else None
+
+
 def _relative_rotation(r: np.ndarray) -> np.ndarray:
     """(N, 3, 3) rotations relative to the first frame's."""
     return r @ r[0].T
@@ -119,12 +126,16 @@ def compare(driver: Track, output: Track) -> dict[str, float | None]:
     apd = rotation_angle_degrees(driver.relative_rotation()[:n], output.relative_rotation()[:n])
     aed = np.linalg.norm(driver.deformation()[:n] - output.deformation()[:n], axis=2).mean(axis=1) * 10  # cm->mm
     dj, oj = jitter(driver.landmarks[:n]), jitter(output.landmarks[:n])
+    eye_d, eye_o = openness(driver.landmarks[:n], EYES), openness(output.landmarks[:n], EYES)
+    mouth_d, mouth_o = openness(driver.landmarks[:n], MOUTH), openness(output.landmarks[:n], MOUTH)
     return {
         "frames": n,
         "pose_error_deg": float(apd.mean()),
         "expression_error_mm": float(aed.mean()),
-        "eye_openness_corr": _corr(openness(driver.landmarks[:n], EYES), openness(output.landmarks[:n], EYES)),
-        "mouth_openness_corr": _corr(openness(driver.landmarks[:n], MOUTH), openness(output.landmarks[:n], MOUTH)),
+        "eye_openness_corr": _corr(eye_d, eye_o),
+        "mouth_openness_corr": _corr(mouth_d, mouth_o),
+        "eye_range_ratio": _spread_ratio(eye_o, eye_d),
+        "mouth_range_ratio": _spread_ratio(mouth_o, mouth_d),
         "jitter_output": oj,
         "jitter_driver": dj,
         "jitter_ratio": oj / dj if dj > 0 else None,

@@ -27,6 +27,7 @@ from ..io.atomic import partial_path, remove
 from ..io.image import to_tensor
 from ..io.video import VideoWriter
 from ..io.weights import cache_dir
+from ..rendering.regions import feature_map
 from ..rendering.render import resize_image, resize_uv
 from ..tracking.fit import SubjectModel
 from .metrics import all_metrics
@@ -47,7 +48,14 @@ class EvalSummary:
         m = self.metrics["self_reenactment"]["mean"]
         lines = [f"wrote {self.output / 'index.html'} and metrics.json in {self.seconds:.0f} s",
                  f"  held-out ({self.metrics['self_reenactment']['frames']} frames): PSNR {m['psnr']:.2f} dB "
-                 f"(person {m['psnr_person']:.2f}), SSIM {m['ssim']:.3f}, LPIPS {m['lpips']:.3f}, L1 {m['l1']:.4f}"]
+                 f"(person {m['psnr_person']:.2f}, eyes and mouth {_num(m['psnr_features'])}), SSIM {m['ssim']:.3f}, "
+                 f"LPIPS {m['lpips']:.3f}, L1 {m['l1']:.4f}"]
+        motion = self.metrics["self_reenactment"]["motion"]
+        lines.append(f"  held-out motion: {motion['error']}" if "error" in motion else
+                     f"  held-out motion, re-tracked against the person's: eyes corr. "
+                     f"{_num(motion['eye_openness_corr'])} (range x{_num(motion['eye_range_ratio'])}), "
+                     f"mouth corr. {_num(motion['mouth_openness_corr'])} (range x{_num(motion['mouth_range_ratio'])}), "
+                     f"pose error {motion['pose_error_deg']:.2f} deg")
         for c in self.metrics["cross_reenactment"]:
             if "error" in c:
                 lines.append(f"  {c['driver']}: {c['error']}")
@@ -67,7 +75,8 @@ CROSS_COLUMNS = (("mesh_mouth_corr", "mouth corr (mesh)"), ("mouth_openness_corr
                  ("mesh_eye_corr", "eye corr (mesh)"), ("eye_openness_corr", "eye corr (image)"),
                  ("mesh_brow_corr", "brow corr (mesh)"), ("mesh_pose_error_deg", "pose error (mesh, deg)"),
                  ("pose_error_deg", "pose error (image, deg)"), ("expression_error_mm", "expression error (mm)"),
-                 ("jitter_ratio", "jitter output / driver"), ("net_mouth_corr", "mouth corr (network)"),
+                 ("eye_range_ratio", "eye range output / driver"), ("jitter_ratio", "jitter output / driver"),
+                 ("net_mouth_corr", "mouth corr (network)"),
                  ("net_eye_corr", "eye corr (network)"), ("net_pose_error_deg", "pose error (network, deg)"))
 """Cross-reenactment columns of the report: metrics.json key, heading."""
 
@@ -91,17 +100,20 @@ def self_reenactment(avatar: Avatar, ds: Dataset, out: Path, max_frames: int | N
     start = (cfg.crop_size - cfg.output_size) // 2
     win = np.s_[start:start + cfg.output_size, start:start + cfg.output_size]
     per_frame: dict[str, list[float]] = {}
-    strip_rows = []
+    strip_rows, outputs = [], []
     bar = tqdm(total=len(idx), desc="held-out frames", unit="frame", disable=not progress, file=sys.stderr)
     with VideoWriter(out / "self_reenactment.mp4", ds.meta["fps"], mark=avatar.mark()) as video, bar:
         for chunk in np.array_split(idx, max(1, len(idx) // 8)):
             render, uv = avatar.to_tensors([resize_image(ds.render(i), cfg.render_size) for i in chunk],
                                            [resize_uv(ds.uv(i), cfg.render_size) for i in chunk])
             images, _ = avatar.generate(render, uv)
+            outputs.extend(images)
             truth = [ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in chunk]
             masks = [resize_image(ds.mask(int(i)), cfg.crop_size)[win] for i in chunk]
+            features = [feature_map(ds.arrays["landmarks"][int(i)], cfg.crop_size)[win] for i in chunk]
             scores = all_metrics(to_tensor(images, signed=False), to_tensor(np.stack(truth), signed=False),
-                                 torch.from_numpy(np.stack(masks))[:, None])
+                                 torch.from_numpy(np.stack(masks))[:, None],
+                                 torch.from_numpy(np.stack(features))[:, None])
             for k, v in scores.items():
                 per_frame.setdefault(k, []).extend(v.tolist())
             for i, img, gt in zip(chunk, images, truth):
@@ -112,8 +124,35 @@ def self_reenactment(avatar: Avatar, ds: Dataset, out: Path, max_frames: int | N
     if strip_rows:
         cv2.imwrite(str(out / "strips.png"), cv2.cvtColor(np.concatenate(strip_rows, axis=0), cv2.COLOR_RGB2BGR))
     return {"frames": len(idx), "frame_indices": idx.tolist(),
-            "mean": {k: float(np.mean(v)) for k, v in per_frame.items()},
-            "per_frame": {k: [round(x, 5) for x in v] for k, v in per_frame.items()}}
+            "motion": held_out_motion(outputs, ds, idx, out, progress),
+            "mean": {k: _nanmean(v) for k, v in per_frame.items()},
+            "per_frame": {k: [None if np.isnan(x) else round(x, 5) for x in v] for k, v in per_frame.items()}}
+
+
+def held_out_motion(images: list[np.ndarray], ds: Dataset, idx: np.ndarray, folder: Path, progress: bool
+                    ) -> dict[str, float | None]:
+    """Does the avatar blink and speak when the person did? Its held-out frames ``images`` ((out, out, 3)
+    uint8 each, for dataset frames ``idx``) re-tracked against the dataset's tracking of those frames:
+    signed eye and mouth openness correlation, pose error and jitter (:func:`.motion.compare`; with
+    ``--max-frames`` the frames are spaced apart, so read jitter only on consecutive ones). {"error": why}
+    when the output cannot be tracked."""
+    path = folder / "held_out_avatar.mp4"
+    try:
+        with VideoWriter(path, ds.meta["fps"]) as video:
+            for image in images:
+                video.write(image)
+        output = Track.of_video(path, progress)
+    except UserError as e:
+        return {"error": f"the avatar's held-out frames could not be tracked: {e}"}
+    finally:
+        path.unlink(missing_ok=True)
+    return compare(Track(ds.arrays["landmarks"][idx], ds.params.select(idx), ds.subject), output)
+
+
+def _nanmean(values: list[float]) -> float | None:
+    """Mean of the values that are not NaN (a frame without that region); None when none is."""
+    v = np.asarray(values, np.float64)
+    return float(v[~np.isnan(v)].mean()) if (~np.isnan(v)).any() else None
 
 
 def cross_reenactment(run: Path, drive: Path, out: Path, subject: SubjectModel, progress: bool) -> dict:
@@ -175,6 +214,14 @@ def _html(metrics: dict, curves: str | None) -> str:
     s = metrics["self_reenactment"]["mean"]
     rows = "".join(f"<tr><td>{k}</td><td>{s[k]:.4f}</td><td>{s.get(k + '_person', float('nan')):.4f}</td></tr>"
                    for k in ("psnr", "ssim", "lpips", "l1"))
+    if s.get("psnr_features") is not None:
+        rows += f"<tr><td>psnr, eyes and mouth only</td><td>{s['psnr_features']:.4f}</td><td></td></tr>"
+    motion = metrics["self_reenactment"]["motion"]
+    held_motion = html.escape(motion["error"]) if "error" in motion else (
+        f"Held-out motion, the avatar's frames re-tracked against the person's: eye openness corr "
+        f"{_num(motion['eye_openness_corr'])} over {_num(motion['eye_range_ratio'])} times the person's range, "
+        f"mouth openness corr {_num(motion['mouth_openness_corr'])} over {_num(motion['mouth_range_ratio'])} "
+        f"times, pose error {motion['pose_error_deg']:.2f} deg.")
     cross = ""
     for c in metrics["cross_reenactment"]:
         cells = (f"<td colspan={len(CROSS_COLUMNS)}>{html.escape(c['error'])}</td>" if "error" in c else
@@ -189,6 +236,7 @@ img{{max-width:100%}}</style></head><body>
 <code>{html.escape(metrics['dataset'])}</code>, {metrics['self_reenactment']['frames']} held-out frames.</p>
 <h2>Self-reenactment (held-out frames)</h2>
 <table><tr><th>metric</th><th>full frame</th><th>person only</th></tr>{rows}</table>
+<p>{held_motion}</p>
 <p>Strips: ground truth | avatar | error map. <a href="self_reenactment.mp4">truth | avatar video</a></p>
 <img src="strips.png">
 <h2>Cross-reenactment</h2>
