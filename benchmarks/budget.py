@@ -8,7 +8,10 @@
 For each budget the checkpoint whose training time is nearest is turned into an avatar (its EMA generator and
 inference latent, exactly what ``train`` would have written had it stopped there) and scored on ``--frames``
 evenly spaced held-out frames (the last 20%, never trained on) and as many training frames, through the
-inference path. Each row names the CPU class and runtime the run trained with (its ``config.json``), so runs
+inference path. Besides PSNR / SSIM / LPIPS of the whole frame: PSNR of the eyes and mouth alone, and the
+avatar's held-out frames re-tracked against the person's (eye and mouth openness correlation, and the range
+of the avatar's openness as a multiple of the person's: 1 for a full blink, 0.5 for one that half-closes).
+Each row names the CPU class and runtime the run trained with (its ``config.json``), so runs
 made natively and under ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` share one table. Writes the
 "quality per CPU-minute" section of BENCHMARKS.md.
 """
@@ -56,6 +59,16 @@ def avatar_at(run: Path, ckpt: Path, iteration: int, folder: Path) -> Path:
     return folder
 
 
+def motion_scores(frames, ds, idx, folder: Path) -> dict[str, float | None]:
+    """Eye and mouth openness correlation and range ratio of the avatar's frames (N, 3, out, out) in [0, 1]
+    for dataset frames ``idx``, re-tracked against the dataset's tracking (None where untrackable)."""
+    from styleavatar.evaluation.report import held_out_motion
+
+    images = list((frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy())
+    m = held_out_motion(images, ds, idx, folder, progress=False)
+    return {k: m.get(k) for k in ("eye_openness_corr", "eye_range_ratio", "mouth_openness_corr", "mouth_range_ratio")}
+
+
 def describe_run(run: Path) -> str:
     """'CPU class, runtime' of a run (e.g. 'AVX2 only, fp32+cl'), from its config.json."""
     cfg = json.loads((run / "config.json").read_text())
@@ -64,6 +77,12 @@ def describe_run(run: Path) -> str:
     rt = cfg.get("runtime", {})
     layout = "+cl" if rt.get("channels_last") else ""
     return f"{torch_isa}, {rt.get('precision', '?')}{layout}"
+
+
+def _pair(s: dict, part: str) -> str:
+    """'0.87 (x0.44)': the openness correlation and range ratio of ``part`` ('eye' or 'mouth')."""
+    corr, ratio = s[f"{part}_openness_corr"], s[f"{part}_range_ratio"]
+    return "-" if corr is None or ratio is None else f"{corr:.2f} (x{ratio:.2f})"
 
 
 def main(argv: list[str] | None = None) -> list[tuple]:
@@ -94,8 +113,9 @@ def main(argv: list[str] | None = None) -> list[tuple]:
                     continue
                 avatar = Avatar.load(avatar_at(run, path, iteration, Path(tmp) / f"{r}-{iteration}"), device="cpu")
                 cfg = avatar.cfg
-                s = image_scores(avatar_frames(avatar, ds, held), truth_frames(ds, held, cfg),
-                                 feature_windows(ds, held, cfg))
+                frames = avatar_frames(avatar, ds, held)
+                s = image_scores(frames, truth_frames(ds, held, cfg), feature_windows(ds, held, cfg))
+                s.update(motion_scores(frames, ds, held, Path(tmp)))
                 train_psnr = image_scores(avatar_frames(avatar, ds, seen), truth_frames(ds, seen, cfg))["psnr"]
                 rows.append((run.name, describe_run(run), minutes, iteration, s, train_psnr))
                 print(f"{run.name} {minutes:.1f} min: {s} training {train_psnr:.2f}", file=sys.stderr)
@@ -110,13 +130,14 @@ def main(argv: list[str] | None = None) -> list[tuple]:
              f"`{ds.root.name}` (the last 20%, never trained on) and {len(seen)} training frames, centred "
              f"{cfg.output_size}^2 window, the avatar's mean latent.", "",
              "| run | CPU class, runtime | minutes | iterations | held-out PSNR (dB) | SSIM | LPIPS | "
-             "eyes and mouth PSNR (dB) | training PSNR (dB) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "eyes and mouth PSNR (dB) | eye corr. (range) | mouth corr. (range) | training PSNR (dB) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, where, minutes, iteration, s, train_psnr in rows:
         lines.append(f"| {name} | {where} | {minutes:.1f} | {iteration} | {s['psnr']:.2f} | {s['ssim']:.3f} | "
-                     f"{s['lpips']:.3f} | {s['psnr_features']:.2f} | {train_psnr:.2f} |")
+                     f"{s['lpips']:.3f} | {s['psnr_features']:.2f} | {_pair(s, 'eye')} | {_pair(s, 'mouth')} | "
+                     f"{train_psnr:.2f} |")
     lines.append(f"| no network: median of 100 training frames | | 0 | | {base['psnr']:.2f} | {base['ssim']:.3f} | "
-                 f"{base['lpips']:.3f} | {base['psnr_features']:.2f} | |")
+                 f"{base['lpips']:.3f} | {base['psnr_features']:.2f} | | | |")
     emit_section(lines, write=not args.no_write)
     return rows
 

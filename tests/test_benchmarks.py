@@ -135,3 +135,18 @@ def test_codec_counts_a_setting_as_free_only_when_the_lips_and_eyelids_follow(tm
     assert "**dims 20, quality 1: 2.50 kbit/s, LPIPS 0.150; H.264 needs 20.0 kbit/s for that LPIPS, 8.0x**" in text
     assert "dims 4, quality 0.5: 0.80" not in text
     assert (tmp_path / "codec.png").exists()
+
+
+def test_render_motion_scores_the_frames_as_flawless_and_the_render_as_the_input(astro_dataset):
+    from styleavatar.data.dataset import Dataset
+
+    render_motion = _load_benchmark("render_motion")
+    before = (ROOT / "BENCHMARKS.md").read_text()
+    rows = render_motion.main(["--dataset", str(astro_dataset.output), "--sizes", "256", "--no-write"])
+    assert (ROOT / "BENCHMARKS.md").read_text() == before
+    (first, frames), (second, render) = rows
+    assert first == "the frames themselves" and second == "texture render at 256^2 over the crop"
+    assert frames["mouth_openness_corr"] > 0.95 and 0.8 < frames["mouth_range_ratio"] < 1.2, frames
+    held = len(Dataset.open(astro_dataset.output).test_indices)
+    assert render["frames"] == frames["frames"] == held  # every held-out frame, as the avatar's are scored
+    assert render["mouth_openness_corr"] > 0.5, render  # the render follows the mouth, if less closely
