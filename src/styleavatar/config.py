@@ -33,8 +33,11 @@ class PreprocessConfig:
     """Keep at most this many frames from the start of the video (None: all)."""
     fps: float | None = None
     """Resample the video to this constant frame rate by picking the nearest frames (None: keep every frame)."""
-    smooth: float = 1.0
-    """Temporal smoothing strength of the tracked parameters: 0 turns it off, 1 is the default, 2-4 is strong."""
+    smooth: float = 0.0
+    """Temporal smoothing strength of the tracked parameters: 0 (the default) turns it off, 1 is light, 2-4
+    strong. Off, each frame's render shows its own blink and lip gap: on anchor_71s the avatar's held-out eyes
+    and mouth then follow the person at 0.96 / 0.93 correlation (0.90 / 0.83 at 1), at equal PSNR per
+    iteration (BENCHMARKS.md, "quality per CPU-minute"). Driving smooths the driver's motion on its own."""
     portrait_scale: float = 2.2
     """Side of the portrait region around the face, as a multiple of the median face size."""
     crop_scale: float = 1.5
