@@ -133,9 +133,9 @@ def held_out_motion(images: list[np.ndarray], ds: Dataset, idx: np.ndarray, fold
                     ) -> dict[str, float | None]:
     """Does the avatar blink and speak when the person did? Its held-out frames ``images`` ((out, out, 3)
     uint8 each, for dataset frames ``idx``) re-tracked against the dataset's tracking of those frames:
-    signed eye and mouth openness correlation, pose error and jitter (:func:`.motion.compare`; with
-    ``--max-frames`` the frames are spaced apart, so read jitter only on consecutive ones). {"error": why}
-    when the output cannot be tracked."""
+    signed eye and mouth openness correlation and range ratio, pose error and jitter
+    (:func:`.motion.compare`; with ``--max-frames`` the frames are spaced apart, so read jitter only on
+    consecutive ones). {"error": why} when the output cannot be tracked."""
     path = folder / "held_out_avatar.mp4"
     try:
         with VideoWriter(path, ds.meta["fps"]) as video:

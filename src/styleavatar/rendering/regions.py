@@ -1,9 +1,9 @@
 """Soft maps of the face's features (eyes and mouth) drawn from tracked landmarks.
 
 People judge a face by its eyes and mouth, yet together they cover about a 25th of a portrait window, so a
-loss or score averaged over the whole frame barely sees them. A feature map marks each eye and the mouth with a soft
-ellipse fitted to its contour: 1 at the centre, about 0.6 on the lids and lips, fading to 0 at twice that
-distance. ``evaluate`` and the quality benchmarks score there, beside the whole frame.
+loss or score averaged over the whole frame barely sees them. A feature map marks each eye and the mouth
+with a soft ellipse fitted to its contour: 1 at the centre, about 0.6 on the lids and lips, fading to 0 at
+twice that distance. ``evaluate`` and the quality benchmarks score there, beside the whole frame.
 """
 from __future__ import annotations
 
