@@ -69,7 +69,8 @@ def test_budget_benchmark_rebuilds_the_avatar_a_checkpoint_holds(tiny_run, astro
     direct = budget.image_scores(budget.avatar_frames(original, ds, held_idx),
                                  budget.truth_frames(ds, held_idx, original.cfg),
                                  budget.feature_windows(ds, held_idx, original.cfg))
-    assert held == pytest.approx(direct, abs=1e-4)  # the table's figures are the run's own avatar's
+    assert {k: held[k] for k in direct} == pytest.approx(direct, abs=1e-4)  # the run's own avatar's figures
+    assert held["eye_openness_corr"] is None  # a seconds-old test avatar draws no face to re-track yet
     truth = budget.truth_frames(ds, held_idx, original.cfg)  # the eyes and mouth scored apart: a flawless avatar
     spoilt = truth.clone()  # but for a grey band over its forehead keeps full marks there
     spoilt[:, :, :4] = 0.5

@@ -84,16 +84,19 @@ def mesh_agreement(driver_shapes: np.ndarray, driver: FrameParams, output: Frame
         output: the avatar's N retargeted frames; subject: the avatar's face model.
     Returns:
         signed mouth and eye openness correlation, brow raise correlation, head pose error (degrees, motion
-        relative to each side's first frame) and the mean |change| of openness per frame, output / driver.
+        relative to each side's first frame), the mean |change| of mouth openness per frame and the range of
+        eye openness (std), each output / driver.
     """
     shapes = subject.shape(output.expression)
     pose = rotation_angle_degrees(_relative_rotation(driver.rotation), _relative_rotation(output.rotation))
     mouth_d, mouth_o = openness(driver_shapes, MOUTH), openness(shapes, MOUTH)
     step_d = np.abs(np.diff(mouth_d)).mean() if len(mouth_d) > 1 else 0.0
     step_o = np.abs(np.diff(mouth_o)).mean() if len(mouth_o) > 1 else 0.0
+    eye_d, eye_o = openness(driver_shapes, EYES), openness(shapes, EYES)
     return {
         "mesh_mouth_corr": _corr(mouth_d, mouth_o),
-        "mesh_eye_corr": _corr(openness(driver_shapes, EYES), openness(shapes, EYES)),
+        "mesh_eye_corr": _corr(eye_d, eye_o),
+        "mesh_eye_range_ratio": _spread_ratio(eye_o, eye_d),
         "mesh_brow_corr": _corr(brow_raise(driver_shapes), brow_raise(shapes)),
         "mesh_pose_error_deg": float(pose.mean()),
         "mesh_mouth_step_ratio": float(step_o / step_d) if step_d > 0 else None,
