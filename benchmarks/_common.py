@@ -112,12 +112,8 @@ def feature_windows(ds, idx, cfg):
     import numpy as np
     import torch
 
-    from styleavatar.rendering.regions import feature_map
-
-    start = (cfg.crop_size - cfg.output_size) // 2
-    win = np.s_[start:start + cfg.output_size, start:start + cfg.output_size]
-    return torch.from_numpy(np.stack([feature_map(ds.arrays["landmarks"][int(i)], cfg.crop_size)[win]
-                                      for i in idx]))[:, None]
+    maps = [ds.feature_window(int(i), cfg.crop_size, cfg.output_size) for i in idx]
+    return torch.from_numpy(np.stack(maps))[:, None]
 
 
 def image_scores(fake, truth, features=None) -> dict[str, float]:

@@ -62,11 +62,12 @@ def avatar_at(run: Path, ckpt: Path, iteration: int, folder: Path) -> Path:
 def motion_scores(frames, ds, idx, folder: Path) -> dict[str, float | None]:
     """Eye and mouth openness correlation and range ratio of the avatar's frames (N, 3, out, out) in [0, 1]
     for dataset frames ``idx``, re-tracked against the dataset's tracking (None where untrackable)."""
+    from styleavatar.evaluation.motion import OPENNESS_SCORES
     from styleavatar.evaluation.report import held_out_motion
 
-    images = list((frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy())
+    images = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
     m = held_out_motion(images, ds, idx, folder, progress=False)
-    return {k: m.get(k) for k in ("eye_openness_corr", "eye_range_ratio", "mouth_openness_corr", "mouth_range_ratio")}
+    return {k: m.get(k) for k in OPENNESS_SCORES}
 
 
 def describe_run(run: Path) -> str:

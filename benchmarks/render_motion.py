@@ -28,13 +28,13 @@ from _common import emit_section, evenly, machine  # noqa: E402
 TITLE = "motion in the texture render"
 
 
-def composites(ds, idx, cfg, size: int) -> list[np.ndarray]:
-    """(out, out, 3) uint8 per frame ``idx``: its texture render at side ``size`` over the median frame."""
+def composites(ds, idx, cfg, size: int, median: np.ndarray) -> list[np.ndarray]:
+    """(out, out, 3) uint8 per frame ``idx``: its texture render at side ``size`` over ``median`` (out, out, 3),
+    the median training frame."""
+    from styleavatar.data.dataset import centre_window
     from styleavatar.rendering.render import resize_image
 
-    crop, out = cfg.crop_size, cfg.output_size
-    win = np.s_[(crop - out) // 2:(crop + out) // 2, (crop - out) // 2:(crop + out) // 2]
-    median = np.median(np.stack([ds.frame_window(int(i), crop, out) for i in evenly(ds.train_indices, 100)]), 0)
+    crop, win = cfg.crop_size, centre_window(cfg.crop_size, cfg.output_size)
     frames = []
     for i in idx:
         render = resize_image(resize_image(ds.render(int(i)), size), crop)[win].astype(np.float32)
@@ -55,12 +55,15 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict]]:
     args = ap.parse_args(argv)
     from styleavatar.config import MODEL_PRESETS
     from styleavatar.data.dataset import Dataset
+    from styleavatar.evaluation.motion import OPENNESS_SCORES
     from styleavatar.evaluation.report import held_out_motion
 
     ds, cfg = Dataset.open(args.dataset), MODEL_PRESETS[args.preset]
     idx = np.array(ds.test_indices)
     inputs = [("the frames themselves", [ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in idx])]
-    inputs += [(f"texture render at {s}^2 over the crop", composites(ds, idx, cfg, s)) for s in args.sizes]
+    median = np.median(np.stack([ds.frame_window(int(i), cfg.crop_size, cfg.output_size)
+                                 for i in evenly(ds.train_indices, 100)]), 0)
+    inputs += [(f"texture render at {s}^2 over the crop", composites(ds, idx, cfg, s, median)) for s in args.sizes]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, frames in inputs:
@@ -71,9 +74,10 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict]]:
              f"{' '.join(map(str, args.sizes))}`, {machine()}. All {len(idx)} held-out frames of `{ds.root.name}`, "
              f"centred {cfg.output_size}^2 window of the `{args.preset}` preset (whose network sees its render "
              f"at {cfg.render_size}^2 over the crop), re-tracked against the dataset's tracking.", "",
-             "| re-tracked | eye corr. | eye range | mouth corr. | mouth range |", "| --- | ---: | ---: | ---: | ---: |"]
+             "| re-tracked | eye corr. | eye range | mouth corr. | mouth range |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     for name, m in rows:
-        cells = [m.get(k) for k in ("eye_openness_corr", "eye_range_ratio", "mouth_openness_corr", "mouth_range_ratio")]
+        cells = [m.get(k) for k in OPENNESS_SCORES]
         lines.append(f"| {name} | " + " | ".join("-" if c is None else f"{c:.2f}" for c in cells) + " |")
     emit_section(lines, write=not args.no_write)
     return rows

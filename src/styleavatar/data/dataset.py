@@ -27,6 +27,12 @@ def frame_name(i: int) -> str:
     return f"{i:06d}"
 
 
+def centre_window(crop_size: int, output_size: int) -> tuple[slice, slice]:
+    """(rows, columns) of a crop_size^2 image that an avatar's centred output_size^2 window covers."""
+    start = (crop_size - output_size) // 2
+    return np.s_[start:start + output_size, start:start + output_size]
+
+
 def save_face_model(folder: Path, subject: SubjectModel) -> None:
     """Write ``face_model.safetensors`` (arrays) and ``face_model.json`` (what they mean)."""
     topo = render_topology()
@@ -135,8 +141,14 @@ class Dataset:
         """
         from ..rendering.render import resize_image
 
-        start = (crop_size - output_size) // 2
-        return resize_image(self.frame(i), crop_size)[start:start + output_size, start:start + output_size]
+        return resize_image(self.frame(i), crop_size)[centre_window(crop_size, output_size)]
+
+    def feature_window(self, i: int, crop_size: int, output_size: int) -> np.ndarray:
+        """(output_size, output_size) float32 in [0, 1]: the eyes and mouth of frame i (its tracked landmarks,
+        :func:`styleavatar.rendering.regions.feature_map`) over the same window as :meth:`frame_window`."""
+        from ..rendering.regions import feature_map
+
+        return feature_map(self.arrays["landmarks"][i], crop_size)[centre_window(crop_size, output_size)]
 
     def mask(self, i: int) -> np.ndarray:
         """(size, size) float32 person mask in [0, 1]."""

@@ -64,6 +64,10 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+OPENNESS_SCORES = ("eye_openness_corr", "eye_range_ratio", "mouth_openness_corr", "mouth_range_ratio")
+"""The openness figures of :func:`compare`: eye and mouth correlation, and their range ratio."""
+
+
 def _spread_ratio(a: np.ndarray, b: np.ndarray) -> float | None:
     """Standard deviation of ``a`` over that of ``b``: how far one openness moves against the other's range
     (a correlation reads 1 for an eye that only half-closes when the other blinks; this reads 0.5)."""

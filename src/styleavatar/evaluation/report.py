@@ -11,6 +11,7 @@ import html
 import json
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.dataset import Dataset
+from ..data.dataset import Dataset, centre_window
 from ..errors import UserError
 from ..inference.avatar import Avatar
 from ..inference.reenact import reenact
@@ -27,12 +28,13 @@ from ..io.atomic import partial_path, remove
 from ..io.image import to_tensor
 from ..io.video import VideoWriter
 from ..io.weights import cache_dir
-from ..rendering.regions import feature_map
 from ..rendering.render import resize_image, resize_uv
 from ..tracking.fit import SubjectModel
 from .metrics import all_metrics
 from .motion import Track, compare, mesh_agreement, network_agreement
 
+HELD_OUT_VIDEO = "held_out_avatar.mp4"
+"""The avatar's held-out frames alone, written for re-tracking and deleted after it."""
 METRICS_FORMAT = "styleavatar-metrics"
 METRICS_VERSION = 1
 INCEPTION_FILE = "inception_fid.safetensors"
@@ -97,20 +99,19 @@ def self_reenactment(avatar: Avatar, ds: Dataset, out: Path, max_frames: int | N
     if not len(idx):
         raise UserError(f"{ds.root} has no held-out test frames")
     strip_at = set(idx[np.linspace(0, len(idx) - 1, min(strips, len(idx))).round().astype(int)].tolist())
-    start = (cfg.crop_size - cfg.output_size) // 2
-    win = np.s_[start:start + cfg.output_size, start:start + cfg.output_size]
+    win = centre_window(cfg.crop_size, cfg.output_size)
     per_frame: dict[str, list[float]] = {}
-    strip_rows, outputs = [], []
+    strip_rows = []
     bar = tqdm(total=len(idx), desc="held-out frames", unit="frame", disable=not progress, file=sys.stderr)
-    with VideoWriter(out / "self_reenactment.mp4", ds.meta["fps"], mark=avatar.mark()) as video, bar:
+    with (VideoWriter(out / "self_reenactment.mp4", ds.meta["fps"], mark=avatar.mark()) as video,
+          VideoWriter(out / HELD_OUT_VIDEO, ds.meta["fps"]) as held, bar):
         for chunk in np.array_split(idx, max(1, len(idx) // 8)):
             render, uv = avatar.to_tensors([resize_image(ds.render(i), cfg.render_size) for i in chunk],
                                            [resize_uv(ds.uv(i), cfg.render_size) for i in chunk])
             images, _ = avatar.generate(render, uv)
-            outputs.extend(images)
             truth = [ds.frame_window(int(i), cfg.crop_size, cfg.output_size) for i in chunk]
             masks = [resize_image(ds.mask(int(i)), cfg.crop_size)[win] for i in chunk]
-            features = [feature_map(ds.arrays["landmarks"][int(i)], cfg.crop_size)[win] for i in chunk]
+            features = [ds.feature_window(int(i), cfg.crop_size, cfg.output_size) for i in chunk]
             scores = all_metrics(to_tensor(images, signed=False), to_tensor(np.stack(truth), signed=False),
                                  torch.from_numpy(np.stack(masks))[:, None],
                                  torch.from_numpy(np.stack(features))[:, None])
@@ -118,29 +119,35 @@ def self_reenactment(avatar: Avatar, ds: Dataset, out: Path, max_frames: int | N
                 per_frame.setdefault(k, []).extend(v.tolist())
             for i, img, gt in zip(chunk, images, truth):
                 video.write(np.concatenate([gt, img], axis=1))
+                held.write(img)
                 if int(i) in strip_at:
                     strip_rows.append(np.concatenate([gt, img, _error_map(img, gt)], axis=1))
             bar.update(len(chunk))
     if strip_rows:
         cv2.imwrite(str(out / "strips.png"), cv2.cvtColor(np.concatenate(strip_rows, axis=0), cv2.COLOR_RGB2BGR))
     return {"frames": len(idx), "frame_indices": idx.tolist(),
-            "motion": held_out_motion(outputs, ds, idx, out, progress),
+            "motion": _track_held_out(out / HELD_OUT_VIDEO, ds, idx, progress),
             "mean": {k: _nanmean(v) for k, v in per_frame.items()},
             "per_frame": {k: [None if np.isnan(x) else round(x, 5) for x in v] for k, v in per_frame.items()}}
 
 
-def held_out_motion(images: list[np.ndarray], ds: Dataset, idx: np.ndarray, folder: Path, progress: bool
+def held_out_motion(images: Iterable[np.ndarray], ds: Dataset, idx: np.ndarray, folder: Path, progress: bool
                     ) -> dict[str, float | None]:
     """Does the avatar blink and speak when the person did? Its held-out frames ``images`` ((out, out, 3)
     uint8 each, for dataset frames ``idx``) re-tracked against the dataset's tracking of those frames:
     signed eye and mouth openness correlation and range ratio, pose error and jitter
     (:func:`.motion.compare`; with ``--max-frames`` the frames are spaced apart, so read jitter only on
-    consecutive ones). {"error": why} when the output cannot be tracked."""
-    path = folder / "held_out_avatar.mp4"
+    consecutive ones). {"error": why} when the output cannot be tracked. The frames pass through a video in
+    ``folder``, removed afterwards."""
+    with VideoWriter(folder / HELD_OUT_VIDEO, ds.meta["fps"]) as video:
+        for image in images:
+            video.write(image)
+    return _track_held_out(folder / HELD_OUT_VIDEO, ds, idx, progress)
+
+
+def _track_held_out(path: Path, ds: Dataset, idx: np.ndarray, progress: bool) -> dict[str, float | None]:
+    """:func:`held_out_motion` of the frames already written to the video ``path`` (deleted here)."""
     try:
-        with VideoWriter(path, ds.meta["fps"]) as video:
-            for image in images:
-                video.write(image)
         output = Track.of_video(path, progress)
     except UserError as e:
         return {"error": f"the avatar's held-out frames could not be tracked: {e}"}
