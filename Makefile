@@ -18,7 +18,7 @@ browser:
 	bash scripts/install_browser.sh
 
 test: setup browser
-	STYLEAVATAR_REQUIRE_GL=1 $(PY) -m pytest -q
+	STYLEAVATAR_REQUIRE_GL=1 $(PY) -m pytest -q --durations=15
 
 test-fast: setup
 	STYLEAVATAR_REQUIRE_GL=1 $(PY) -m pytest -q -m "not slow"

@@ -44,6 +44,7 @@ def _cell(row: dict, key: str) -> str:
 
 COLUMNS = (("mesh_mouth_corr", "mouth corr. mesh"), ("mouth_openness_corr", "mouth corr. image"),
            ("mesh_eye_corr", "eye corr. mesh"), ("eye_openness_corr", "eye corr. image"),
+           ("mesh_eye_range_ratio", "eye range mesh"), ("eye_range_ratio", "eye range image"),
            ("mesh_brow_corr", "brow corr. mesh"), ("mesh_pose_error_deg", "pose error mesh (deg)"),
            ("pose_error_deg", "pose error image (deg)"), ("jitter_ratio", "jitter output / driver"),
            ("net_mouth_corr", "mouth corr. network"), ("net_eye_corr", "eye corr. network"),
@@ -116,7 +117,8 @@ def main() -> None:
             "Mesh: the retargeted face model against the driver's tracked face model (no network). Image: the "
             "output video re-tracked with the project's tracker against the driver's tracking (pose relative "
             "to each video's first frame). Network: the output re-tracked against the retargeted face model "
-            "it was drawn from (no driver; the network's own fault). Openness is signed (lips that cross count "
+            "it was drawn from (no driver; the network's own fault). Eye range: the std of the avatar's eye openness "
+            "over the driver's (1: blinks as fully; a correlation cannot see a half blink). Openness is signed (lips that cross count "
             "negative). Bold: misses its goal (mouth >= 0.85 mesh and >= 0.7 image, eyes >= 0.7, pose error "
             "<= 2.5 deg, jitter <= 1.2x the driver's; the network columns have none)."
             + (" Before: the same figures from the report in `--before`." if before else "")

@@ -326,7 +326,8 @@ class TransferOptions:
     """Driver's rest (what counts as no expression and the usual head pose): 'auto' (its most neutral frames:
     lips closed, eyes open, usual pose), 'first' (its first frame with a face) or a frame number."""
     smooth: float = 1.0
-    """Temporal smoothing of the driver's tracked motion: 0 off, 1 default, 2-4 strong."""
+    """Temporal smoothing of the driver's head pose and gaze: 0 off, 1 default, 2-4 strong; the expression
+    gets a quarter of it, so blinks and syllables keep their depth."""
     expression_scale: float = 1.0
     """Multiplier of the transferred expression (0 = neutral face, >1 exaggerates)."""
     eyes: Openness | None = field(default=None, metadata={"parse": Openness.parse, "metavar": "RATIO|xM"})

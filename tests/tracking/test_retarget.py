@@ -137,6 +137,25 @@ def test_mouth_and_eyes_follow_the_drivers_change_of_openness(rng):
     assert got[1] == pytest.approx(0.05, abs=0.01) and got[2] == pytest.approx(-0.02, abs=0.01)
 
 
+def test_default_smoothing_steadies_the_head_and_keeps_a_blink(rng):
+    """A three-frame blink under a shaking head: the default ``smooth`` takes most of the shake out of the
+    pose and leaves the blink as deep as unsmoothed retargeting draws it."""
+    subject, driver = _subject(rng), _subject(np.random.default_rng(4))
+    avatar = _avatar(rng, subject)
+    n = 60
+    shapes = np.repeat(driver.neutral[None], n, 0)
+    width = np.linalg.norm(driver.neutral[33] - driver.neutral[133])
+    shapes[30:33, [159, 386], 1] += 0.25 * width  # both upper lids down: the eyes shut for 3 frames
+    p = _params(np.zeros((n, K)), rng.normal(0, 1.0, (n, 3)))  # 1 degree of tracking noise per angle
+    sharp = retarget(shapes, p, 25.0, subject, avatar, TransferOptions(smooth=0))
+    smooth = retarget(shapes, p, 25.0, subject, avatar, TransferOptions())
+    depth = [openness(subject.shape(o.expression), EYES)[:30].mean() - openness(subject.shape(o.expression),
+                                                                                 EYES)[31] for o in (sharp, smooth)]
+    assert depth[0] > 0.02 and depth[1] > 0.9 * depth[0]
+    shake = [np.abs(np.diff(rotation_angle_degrees(o.rotation[1:], o.rotation[:-1]))).mean() for o in (sharp, smooth)]
+    assert shake[1] < 0.6 * shake[0]
+
+
 def test_rest_frames_prefer_closed_lips_and_open_eyes(rng):
     subject = _subject(rng)
     shapes = np.repeat(subject.neutral[None], 6, 0)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from styleavatar.tracking.smoothing import OneEuroFilter, smooth_offline
+from styleavatar.tracking.smoothing import OneEuroFilter, smooth_offline, strength_to_params
 
 
 def test_removes_jitter_but_keeps_slow_motion(rng):
@@ -30,3 +30,19 @@ def test_fast_motion_stays_responsive():
     f = OneEuroFilter(25, min_cutoff=1.5, beta=0.3)
     out = np.array([f(x) for x in step])
     assert out[60, 0] > 0.9  # within 10 frames of the jump
+
+
+def test_per_channel_strength_smooths_each_channel_on_its_own(rng):
+    x = rng.normal(size=(120, 3))
+    out = smooth_offline(x, 25, np.array([0.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(out[:, 0], x[:, 0])  # strength 0: untouched
+    for c, s in ((1, 1.0), (2, 2.0)):
+        np.testing.assert_allclose(out[:, c], smooth_offline(x[:, c:c + 1], 25, s)[:, 0], atol=1e-12)
+
+
+def test_a_causal_channel_of_strength_zero_passes_through(rng):
+    x = rng.normal(size=(50, 2))
+    f = OneEuroFilter(25, *strength_to_params(np.array([0.0, 1.0])))
+    out = np.array([f(row) for row in x])
+    np.testing.assert_allclose(out[:, 0], x[:, 0], atol=1e-12)
+    assert np.abs(np.diff(out[:, 1])).mean() < 0.8 * np.abs(np.diff(x[:, 1])).mean()

@@ -16,19 +16,25 @@ def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
     return 1.0 / (1.0 + tau / dt)
 
 
-def strength_to_params(strength: float) -> tuple[float, float]:
-    """Map the user-facing ``--smooth`` strength to (min_cutoff in Hz, beta per unit/s).
+def strength_to_params(strength: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Map the user-facing ``--smooth`` strength to (min_cutoff in Hz, beta per unit/s), per channel.
 
     Signals are expected in units of their own standard deviation. Strength 1 keeps motion below about
-    1.5 Hz untouched-ish; doubling the strength halves the cut-off.
+    1.5 Hz untouched-ish; doubling the strength halves the cut-off. A channel of strength 0 gets an infinite
+    cut-off: the filter passes it through unchanged.
     """
-    return 1.5 / strength, 0.3 / strength
+    s = np.asarray(strength, np.float64)
+    on = s > 0
+    safe = np.where(on, s, 1.0)
+    return np.where(on, 1.5 / safe, np.inf), np.where(on, 0.3 / safe, 0.0)
 
 
 class OneEuroFilter:
-    """Causal One-Euro filter over vectors of D channels, one sample per call."""
+    """Causal One-Euro filter over vectors of D channels, one sample per call; ``min_cutoff`` and ``beta`` are
+    scalars or (D,) per channel."""
 
-    def __init__(self, fps: float, min_cutoff: float, beta: float, d_cutoff: float = 1.0) -> None:
+    def __init__(self, fps: float, min_cutoff: np.ndarray | float, beta: np.ndarray | float,
+                 d_cutoff: float = 1.0) -> None:
         self.dt = 1.0 / fps
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self.x: np.ndarray | None = None
@@ -49,29 +55,34 @@ class OneEuroFilter:
         self.x = self.dx = None
 
 
-def _run(x: np.ndarray, fps: float, min_cutoff: float, beta: float) -> np.ndarray:
+def _run(x: np.ndarray, fps: float, min_cutoff: np.ndarray, beta: np.ndarray) -> np.ndarray:
     f = OneEuroFilter(fps, min_cutoff, beta)
     return np.stack([f(row) for row in x])
 
 
-def smooth_offline(x: np.ndarray, fps: float, strength: float, units: np.ndarray | float | None = None) -> np.ndarray:
+def smooth_offline(x: np.ndarray, fps: float, strength: np.ndarray | float,
+                   units: np.ndarray | float | None = None) -> np.ndarray:
     """Zero-lag smoothing of a whole sequence.
 
     Args:
         x: (N, D) signal, one row per frame.
         fps: frame rate in Hz.
-        strength: 0 returns ``x`` unchanged; larger is smoother (see :func:`strength_to_params`).
+        strength: scalar or (D,) per channel; 0 leaves a channel unchanged, larger is smoother (see
+            :func:`strength_to_params`).
         units: (D,) or scalar unit of each channel (the filter works in these units); None: each channel's
             standard deviation over the sequence.
     Returns:
         (N, D) smoothed signal.
     """
     x = np.asarray(x, np.float64)
-    if strength <= 0 or len(x) < 3:
+    strength = np.broadcast_to(np.asarray(strength, np.float64), x.shape[1:])
+    if not (strength > 0).any() or len(x) < 3:
         return x.copy()
     scale = x.std(0) + 1e-8 if units is None else units  # the filter works in these units
     z = x / scale
     min_cutoff, beta = strength_to_params(strength)
     fwd = _run(z, fps, min_cutoff, beta)
     bwd = _run(z[::-1], fps, min_cutoff, beta)[::-1]
-    return (fwd + bwd) / 2 * scale
+    out = (fwd + bwd) / 2 * scale
+    out[:, strength <= 0] = x[:, strength <= 0]  # exactly, not through the scaling's rounding
+    return out
