@@ -149,11 +149,16 @@ def test_default_smoothing_steadies_the_head_and_keeps_a_blink(rng):
     p = _params(np.zeros((n, K)), rng.normal(0, 1.0, (n, 3)))  # 1 degree of tracking noise per angle
     sharp = retarget(shapes, p, 25.0, subject, avatar, TransferOptions(smooth=0))
     smooth = retarget(shapes, p, 25.0, subject, avatar, TransferOptions())
-    depth = [openness(subject.shape(o.expression), EYES)[:30].mean() - openness(subject.shape(o.expression),
-                                                                                 EYES)[31] for o in (sharp, smooth)]
-    assert depth[0] > 0.02 and depth[1] > 0.9 * depth[0]
-    shake = [np.abs(np.diff(rotation_angle_degrees(o.rotation[1:], o.rotation[:-1]))).mean() for o in (sharp, smooth)]
-    assert shake[1] < 0.6 * shake[0]
+
+    def blink_depth(o: FrameParams) -> float:
+        eyes = openness(subject.shape(o.expression), EYES)
+        return eyes[:30].mean() - eyes[31]
+
+    def shake(o: FrameParams) -> float:  # mean change of the frame-to-frame rotation, degrees
+        return np.abs(np.diff(rotation_angle_degrees(o.rotation[1:], o.rotation[:-1]))).mean()
+
+    assert blink_depth(sharp) > 0.02 and blink_depth(smooth) > 0.9 * blink_depth(sharp)
+    assert shake(smooth) < 0.6 * shake(sharp)
 
 
 def test_rest_frames_prefer_closed_lips_and_open_eyes(rng):
