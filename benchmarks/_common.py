@@ -71,6 +71,14 @@ def emit_section(lines: list[str], write: bool = True) -> str:
     return text
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+
+
+def driver_videos(folder: Path) -> list[Path]:
+    """The video files in ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+
+
 def evenly(indices, n: int):
     """``n`` evenly spaced entries of the 1-D array ``indices`` (all of them when there are fewer)."""
     import numpy as np

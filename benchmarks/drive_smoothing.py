@@ -21,31 +21,24 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, emit_section, machine  # noqa: E402
+from _common import ROOT, driver_videos, emit_section, machine  # noqa: E402
 
 TITLE = "driving's smoothing"
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 SETTINGS = (("unsmoothed", 0.0, 0.0), ("pose 1, expression 1", 1.0, 1.0), ("pose 1, expression 0.5", 1.0, 0.5),
             ("pose 1, expression 0.25", 1.0, 0.25), ("pose 1, expression 0", 1.0, 0.0))
 """(name, strength of pose and gaze, share of it for the expression)."""
 
 
-def scores(driver, avatar, retargeter, raw, smooth: float, share: float) -> tuple[float, float, float]:
-    """(eye range, mouth step, mesh jitter), each avatar over driver, of ``raw`` (the unsmoothed retargeting)
-    smoothed at ``smooth`` with ``share`` of it on the expression."""
+def scores(driver, shapes, driver_jitter: float, avatar, retargeter, raw, smooth: float,
+           share: float) -> tuple[float, float, float]:
+    """(eye range, mouth step, mesh jitter), each avatar over driver, of ``raw`` (the unsmoothed retargeting of
+    ``driver``, whose (N, 468, 3) head-frame ``shapes`` and posed mesh's jitter are given) smoothed at ``smooth``
+    with ``share`` of it on the expression."""
     from styleavatar.evaluation.motion import jitter, mesh_agreement
-    from styleavatar.tracking.procrustes import apply_similarity
-    from styleavatar.tracking.smoothing import smooth_offline
 
-    out = raw
-    if smooth > 0:
-        v = smooth_offline(retargeter.to_vector(raw), driver.fps, retargeter.strengths(smooth, share), units=1.0)
-        out = retargeter.from_vector(v, raw.tracked)
-    shapes = driver.shapes()
+    out = retargeter.smooth(raw, driver.fps, smooth, share)
     a = mesh_agreement(shapes, driver.params, out, avatar.subject)
-    p = driver.params
-    theirs = jitter(apply_similarity(shapes, p.scale, p.rotation, p.translation))
-    return a["mesh_eye_range_ratio"], a["mesh_mouth_step_ratio"], jitter(out.points(avatar.subject)) / theirs
+    return a["mesh_eye_range_ratio"], a["mesh_mouth_step_ratio"], jitter(out.points(avatar.subject)) / driver_jitter
 
 
 def main() -> None:
@@ -57,20 +50,24 @@ def main() -> None:
     args = ap.parse_args()
 
     from styleavatar.config import TransferOptions
+    from styleavatar.evaluation.motion import jitter
     from styleavatar.inference.avatar import Avatar
     from styleavatar.inference.motion import load_motion
+    from styleavatar.tracking.procrustes import apply_similarity
     from styleavatar.tracking.retarget import EXPRESSION_SMOOTHING, Retargeter, retarget
 
     avatar = Avatar.load(args.run)
     limits = avatar.motion_range()
-    drivers = sorted(p for p in args.drivers.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    drivers = driver_videos(args.drivers)
+    retargeter = Retargeter(avatar.subject, limits)
     rows = {name: [] for name, _, _ in SETTINGS}
     for video in drivers:
         driver = load_motion(video, progress=False)
-        raw = retarget(driver.shapes(), driver.params, driver.fps, avatar.subject, limits, TransferOptions(smooth=0))
-        retargeter = Retargeter(avatar.subject, limits)
+        shapes, p = driver.shapes(), driver.params
+        raw = retarget(shapes, p, driver.fps, avatar.subject, limits, TransferOptions(smooth=0))
+        theirs = jitter(apply_similarity(shapes, p.scale, p.rotation, p.translation))
         for name, smooth, share in SETTINGS:
-            rows[name].append(scores(driver, avatar, retargeter, raw, smooth, share))
+            rows[name].append(scores(driver, shapes, theirs, avatar, retargeter, raw, smooth, share))
         print(f"{video.name}: " + "; ".join(f"{n} {np.round(r[-1], 2).tolist()}" for n, r in rows.items()),
               flush=True)
 

@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_class, machine, write_section  # noqa: E402
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+from _common import ROOT, cpu_class, driver_videos, machine, write_section  # noqa: E402
 GOALS = {"mesh_mouth_corr": (">=", 0.85), "mouth_openness_corr": (">=", 0.7), "mesh_eye_corr": (">=", 0.7),
          "eye_openness_corr": (">=", 0.7), "pose_error_deg": ("<=", 2.5), "jitter_ratio": ("<=", 1.2)}
 """Goal per metrics.json key: (comparison, bound)."""
@@ -96,7 +94,7 @@ def main() -> None:
     from styleavatar.evaluation.report import evaluate
     from styleavatar.inference.reenact import reenact
 
-    drivers = sorted(p for p in args.drivers.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    drivers = driver_videos(args.drivers)
     start = time.perf_counter()
     summary = evaluate(args.run, args.dataset, drivers, args.output, max_frames=64)
     seconds = time.perf_counter() - start
@@ -117,9 +115,9 @@ def main() -> None:
             "Mesh: the retargeted face model against the driver's tracked face model (no network). Image: the "
             "output video re-tracked with the project's tracker against the driver's tracking (pose relative "
             "to each video's first frame). Network: the output re-tracked against the retargeted face model "
-            "it was drawn from (no driver; the network's own fault). Eye range: the std of the avatar's eye openness "
-            "over the driver's (1: blinks as fully; a correlation cannot see a half blink). Openness is signed (lips that cross count "
-            "negative). Bold: misses its goal (mouth >= 0.85 mesh and >= 0.7 image, eyes >= 0.7, pose error "
+            "it was drawn from (no driver; the network's own fault). Eye range: the std of the avatar's eye "
+            "openness over the driver's (1: blinks as fully; a correlation cannot see a half blink). Openness is "
+            "signed (lips that cross count negative). Bold: misses its goal (mouth >= 0.85 mesh and >= 0.7 image, eyes >= 0.7, pose error "
             "<= 2.5 deg, jitter <= 1.2x the driver's; the network columns have none)."
             + (" Before: the same figures from the report in `--before`." if before else "")
             + "\n\n" + _table(rows, before) + "\n"

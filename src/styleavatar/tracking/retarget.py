@@ -317,6 +317,14 @@ class Retargeter:
         out[7:7 + k] *= expression_share
         return out
 
+    def smooth(self, out: FrameParams, fps: float, smooth: float,
+               expression_share: float = EXPRESSION_SMOOTHING) -> FrameParams:
+        """Zero-lag smoothing of a whole retargeted sequence at :meth:`strengths` (``smooth`` 0: ``out``)."""
+        if smooth <= 0:
+            return out
+        v = smooth_offline(self.to_vector(out), fps, self.strengths(smooth, expression_share), units=1.0)
+        return self.from_vector(v, out.tracked)
+
     def from_vector(self, v: np.ndarray, tracked: np.ndarray) -> FrameParams:
         """Inverse of :meth:`to_vector`."""
         r, s, t, g = SMOOTH_UNITS
@@ -340,11 +348,7 @@ def retarget(shapes: np.ndarray, params: FrameParams, fps: float, subject: Subje
         the avatar's N frames.
     """
     rt = Retargeter(subject, avatar, options)
-    out = rt.frames(shapes, params, Rest.of_frames(shapes, params, options.neutral))
-    if options.smooth <= 0:
-        return out
-    v = smooth_offline(rt.to_vector(out), fps, rt.strengths(options.smooth), units=1.0)
-    return rt.from_vector(v, out.tracked)
+    return rt.smooth(rt.frames(shapes, params, Rest.of_frames(shapes, params, options.neutral)), fps, options.smooth)
 
 
 class LiveRetargeter:
