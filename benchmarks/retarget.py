@@ -117,8 +117,8 @@ def main() -> None:
             "to each video's first frame). Network: the output re-tracked against the retargeted face model "
             "it was drawn from (no driver; the network's own fault). Eye range: the std of the avatar's eye "
             "openness over the driver's (1: blinks as fully; a correlation cannot see a half blink). Openness is "
-            "signed (lips that cross count negative). Bold: misses its goal (mouth >= 0.85 mesh and >= 0.7 image, eyes >= 0.7, pose error "
-            "<= 2.5 deg, jitter <= 1.2x the driver's; the network columns have none)."
+            "signed (lips that cross count negative). Bold: misses its goal (mouth >= 0.85 mesh and >= 0.7 "
+            "image, eyes >= 0.7, pose error <= 2.5 deg, jitter <= 1.2x the driver's; the network columns have none)."
             + (" Before: the same figures from the report in `--before`." if before else "")
             + "\n\n" + _table(rows, before) + "\n"
             + (f"Misses: {'; '.join(misses)}.\n" if misses else "Every driver meets every goal.\n"))
