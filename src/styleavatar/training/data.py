@@ -119,7 +119,7 @@ def make_batch(store: FrameStore, rows: np.ndarray, offsets: list[tuple[int, int
         render=to_tensor(store.renders[rows]),
         uv=torch.from_numpy(store.uvs[rows].astype(np.float32)).permute(0, 3, 1, 2),
         image=to_tensor(np.stack(imgs)),
-        mask=torch.from_numpy(np.stack(masks)).float().div_(255)[:, None],
+        mask=torch.from_numpy(np.stack(masks)[:, None] / np.float32(255)),
         render_window=to_tensor(np.stack(rwin)),
         frame_index=torch.from_numpy(store.frame_index[rows]),
         identity=torch.from_numpy(store.identity[rows]),
