@@ -62,7 +62,7 @@ def measure(dataset: Path, preset: str, iters: int, variant: str) -> dict:
         steps.append(time.perf_counter() - t0)
         return out
     trainer.generator_step = timed
-    cfg = dataclasses.replace(TRAIN_PRESETS[preset], log_every=5, sample_minutes=1e9, snapshot_minutes=1e9)
+    cfg = dataclasses.replace(TRAIN_PRESETS[preset], log_every=max(1, iters // 8), sample_minutes=1e9, snapshot_minutes=1e9)
     with tempfile.TemporaryDirectory() as tmp:
         trainer.train([dataset], Path(tmp) / "run", MODEL_PRESETS[preset], cfg, iters=iters, progress=False,
                       log=lambda m: None)
@@ -70,7 +70,8 @@ def measure(dataset: Path, preset: str, iters: int, variant: str) -> dict:
         runtime = Runtime(**json.loads((Path(tmp) / "run/config.json").read_text())["runtime"]).label()
     rates = [r["it_per_s"] for r in rows if "it_per_s" in r][1:]  # the first interval includes warm-up
     return {"step_ms": 1000 * statistics.median(steps[5:]), "it_per_min": 60 * statistics.median(rates),
-            "runtime": runtime}
+            "runtime": runtime, "steps": len(steps), "to_tensor": data.to_tensor.__module__,
+            "loader_thread": trainer.prefetch.__module__ == "styleavatar.io.prefetch"}
 
 
 def main() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,14 @@ def test_render_motion_scores_the_frames_as_flawless_and_the_render_as_the_input
     held = len(Dataset.open(astro_dataset.output).test_indices)
     assert render["frames"] == frames["frames"] == held  # every held-out frame, as the avatar's are scored
     assert render["mouth_openness_corr"] > 0.5, render  # the render follows the mouth, if less closely
+
+
+@pytest.mark.parametrize("variant,to_tensor,thread", [("torch loader", "__main__", True),
+                                                      ("no loader thread", "styleavatar.io.image", False)])
+def test_loader_benchmark_trains_each_variant_as_named(astro_dataset, variant, to_tensor, thread):
+    """Each variant runs in a process of its own (it patches the trainer): the reduced form trains 8 tiny steps."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/loader.py"), "--iters", "8", "--one",
+                          str(astro_dataset.output), "tiny", variant], check=True, capture_output=True, text=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["steps"] == 8 and row["to_tensor"].endswith(to_tensor) and row["loader_thread"] is thread
+    assert row["runtime"] in ("fp32", "fp32+cl", "bf16", "bf16+cl")

@@ -46,7 +46,7 @@ from ..io.provenance import Mark
 from ..io.video import VideoWriter, probe
 from .avatar import avatar_id
 from ..tracking.crop import CropBox, choose_crop
-from ..tracking.fit import FrameParams, SubjectModel, fit_to_subject
+from ..tracking.fit import GAZE_DIMS, POSE_DIMS, FrameParams, SubjectModel, fit_to_subject
 from ..tracking.landmarks import landmark_box
 from ..tracking.video import StepClock, check_tracked, driver_config, track_landmarks
 
@@ -58,14 +58,13 @@ CHUNK_FRAMES = 25
 MAX_HEADER_BYTES = 1 << 16
 MAX_CHUNK_BYTES = 1 << 26
 """Largest chunk accepted (64 MB; an hour of Opus audio at 48 kbit/s is about 22 MB)."""
-POSE_DIMS, GAZE_DIMS = 7, 4
 BASE_STEPS = {"rotation": 0.002, "log_scale": 0.002, "translation": 0.0005, "expression": 0.1, "gaze": 0.01}
 """Quantiser steps at ``quality`` 1: rotation vector (rad, ~0.1 degree), log scale, translation (fraction of
 the crop), expression (times each coefficient's RMS over the training frames), gaze (eye widths)."""
 
 
 def steps(subject: SubjectModel, dims: int, quality: float) -> np.ndarray:
-    """(D,) quantiser step of each value of a frame (D = 7 + dims + 4)."""
+    """(D,) quantiser step of each value of a frame (D = POSE_DIMS + dims + GAZE_DIMS)."""
     b = BASE_STEPS
     return np.concatenate([[b["rotation"]] * 3, [b["log_scale"]], [b["translation"]] * 3,
                            b["expression"] * subject.coeff_rms[:dims], [b["gaze"]] * GAZE_DIMS]) / quality
@@ -84,7 +83,7 @@ def from_values(values: np.ndarray, k: int) -> FrameParams:
     expression = np.zeros((n, k))
     expression[:, :dims] = values[:, POSE_DIMS:POSE_DIMS + dims]
     return FrameParams(np.ones(n, bool), np.exp(values[:, 3]), Rotation.from_rotvec(values[:, :3]).as_matrix(),
-                       values[:, 4:7], expression, values[:, POSE_DIMS + dims:])
+                       values[:, 4:POSE_DIMS], expression, values[:, POSE_DIMS + dims:])
 
 
 # ------------------------------------------------------------------------------------------- stream

@@ -46,6 +46,12 @@ class SubjectModel:
         """(N, K) coefficients -> (N, 468, 3) head-frame shapes."""
         return self.neutral + np.einsum("nk,kpc->npc", expression, self.basis)
 
+POSE_DIMS = 7
+"""Numbers of a frame's pose as a flat vector (smoothing, the codec's stream): rotation vector (3), log scale
+(1), translation (3), in that order."""
+GAZE_DIMS = 2 * len(IRIS_CENTRES)
+"""Numbers of a frame's gaze: (dx, dy) per iris."""
+
 
 @dataclass
 class FrameParams:
@@ -259,7 +265,8 @@ def _fill_and_smooth(tracked: np.ndarray, s, r, t, coeffs, gaze, fps: float, smo
     both = smooth_offline(np.concatenate([rotvec, flat], 1), fps, smooth)
     rot = (ref * Rotation.from_rotvec(both[:, :3])).as_matrix()
     k = coeffs.shape[1]
-    return FrameParams(tracked, np.exp(both[:, 3]), rot, both[:, 4:7], both[:, 7:7 + k], both[:, 7 + k:])
+    return FrameParams(tracked, np.exp(both[:, 3]), rot, both[:, 4:POSE_DIMS], both[:, POSE_DIMS:POSE_DIMS + k],
+                       both[:, POSE_DIMS + k:])
 
 
 def reprojection_error(subject: SubjectModel, params: FrameParams, landmarks: np.ndarray) -> np.ndarray:

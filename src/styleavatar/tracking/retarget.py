@@ -29,9 +29,9 @@ from scipy.spatial.transform import Rotation
 
 from ..config import Openness, TransferOptions
 from ..errors import UserError
-from .face_model import BROWS, EYES, INNER_LIP_RING, IRIS_CENTRES, LEFT_EYE_RING, MOUTH, NUM_POINTS, \
+from .face_model import BROWS, EYES, INNER_LIP_RING, LEFT_EYE_RING, MOUTH, NUM_POINTS, \
     OUTER_LIP_RING, RIGHT_EYE_RING, openness
-from .fit import FrameParams, Pose, SubjectModel, rest_frames
+from .fit import GAZE_DIMS, POSE_DIMS, FrameParams, Pose, SubjectModel, rest_frames
 from .procrustes import euler_degrees, rotation_from_euler
 from .smoothing import OneEuroFilter, smooth_offline, strength_to_params
 
@@ -302,7 +302,9 @@ class Retargeter:
 
     # ----------------------------------------------------------------------------- smoothing
     def to_vector(self, p: FrameParams) -> np.ndarray:
-        """(N, D) parameters in One-Euro units (rotation relative to the avatar's rest pose)."""
+        """(N, D) parameters in One-Euro units (rotation relative to the avatar's rest pose): columns
+        [0, POSE_DIMS) the pose (rotation vector 3, log scale 1, translation 3), then the K expression
+        coefficients, then the gaze (dx, dy per iris)."""
         ref = Rotation.from_matrix(self.avatar.rest.pose.rotation)
         rotvec = (Rotation.from_matrix(p.rotation) * ref.inv()).as_rotvec()
         r, s, t, g = SMOOTH_UNITS
@@ -313,8 +315,8 @@ class Retargeter:
         """(D,) One-Euro strength of each channel of :meth:`to_vector`: ``smooth`` for pose and gaze,
         ``smooth * expression_share`` for the expression coefficients."""
         k = len(self.avatar.spread)
-        out = np.full(7 + k + 2 * len(IRIS_CENTRES), float(smooth))  # pose, expression, (dx, dy) per iris
-        out[7:7 + k] *= expression_share
+        out = np.full(POSE_DIMS + k + GAZE_DIMS, float(smooth))
+        out[POSE_DIMS:POSE_DIMS + k] *= expression_share
         return out
 
     def smooth(self, out: FrameParams, fps: float, smooth: float,
@@ -331,8 +333,9 @@ class Retargeter:
         k = len(self.avatar.spread)
         ref = Rotation.from_matrix(self.avatar.rest.pose.rotation)
         rotation = (Rotation.from_rotvec(v[:, :3] * r) * ref).as_matrix()
-        return FrameParams(tracked.copy(), np.exp(v[:, 3] * s), rotation, v[:, 4:7] * t,
-                           self.avatar.rest_coeffs + v[:, 7:7 + k] * self.avatar.spread, v[:, 7 + k:] * g)
+        return FrameParams(tracked.copy(), np.exp(v[:, 3] * s), rotation, v[:, 4:POSE_DIMS] * t,
+                           self.avatar.rest_coeffs + v[:, POSE_DIMS:POSE_DIMS + k] * self.avatar.spread,
+                           v[:, POSE_DIMS + k:] * g)
 
 
 def retarget(shapes: np.ndarray, params: FrameParams, fps: float, subject: SubjectModel, avatar: AvatarRange,
