@@ -62,7 +62,8 @@ def measure(dataset: Path, preset: str, iters: int, variant: str) -> dict:
         steps.append(time.perf_counter() - t0)
         return out
     trainer.generator_step = timed
-    cfg = dataclasses.replace(TRAIN_PRESETS[preset], log_every=max(1, iters // 8), sample_minutes=1e9, snapshot_minutes=1e9)
+    cfg = dataclasses.replace(TRAIN_PRESETS[preset], log_every=max(1, iters // 8), sample_minutes=1e9,
+                              snapshot_minutes=1e9)
     with tempfile.TemporaryDirectory() as tmp:
         trainer.train([dataset], Path(tmp) / "run", MODEL_PRESETS[preset], cfg, iters=iters, progress=False,
                       log=lambda m: None)

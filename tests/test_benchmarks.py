@@ -159,8 +159,9 @@ def test_render_motion_scores_the_frames_as_flawless_and_the_render_as_the_input
                                                       ("no loader thread", "styleavatar.io.image", False)])
 def test_loader_benchmark_trains_each_variant_as_named(astro_dataset, variant, to_tensor, thread):
     """Each variant runs in a process of its own (it patches the trainer): the reduced form trains 8 tiny steps."""
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/loader.py"), "--iters", "8", "--one",
-                          str(astro_dataset.output), "tiny", variant], check=True, capture_output=True, text=True).stdout
+    cmd = [sys.executable, str(ROOT / "benchmarks/loader.py"), "--iters", "8", "--one", str(astro_dataset.output),
+           "tiny", variant]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     row = json.loads(out.strip().splitlines()[-1])
     assert row["steps"] == 8 and row["to_tensor"].endswith(to_tensor) and row["loader_thread"] is thread
     assert row["runtime"] in ("fp32", "fp32+cl", "bf16", "bf16+cl")

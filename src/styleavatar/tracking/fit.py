@@ -46,6 +46,7 @@ class SubjectModel:
         """(N, K) coefficients -> (N, 468, 3) head-frame shapes."""
         return self.neutral + np.einsum("nk,kpc->npc", expression, self.basis)
 
+
 POSE_DIMS = 7
 """Numbers of a frame's pose as a flat vector (smoothing, the codec's stream): rotation vector (3), log scale
 (1), translation (3), in that order."""
