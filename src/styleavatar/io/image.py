@@ -13,7 +13,7 @@ def to_tensor(images: np.ndarray, signed: bool = True) -> torch.Tensor:
     is safe in a loader thread: a torch kernel there starts a second OpenMP thread team, and on a 2-core CPU
     that made each training step of the main thread 1.4-1.9 times as long (BENCHMARKS.md, "loader threads").
     """
-    x = np.asarray(images, dtype=np.float32)  # a new array: uint8 in, so the in-place steps touch no input
+    x = np.array(images, dtype=np.float32)  # always a copy: the in-place steps never touch the input
     if signed:
         x /= 127.5
         x -= 1
