@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("relative,config", [
-    ("train/anchor_71s.mp4", PreprocessConfig(max_frames=750)),  # its first 30 s (the whole clip: BENCHMARKS, preprocess)
+    # anchor_71s: its first 30 s (the whole clip is measured in BENCHMARKS, "preprocess")
+    ("train/anchor_71s.mp4", PreprocessConfig(max_frames=750)),
     ("drive/mead_happy_1080p_3s.mp4", PreprocessConfig()),
     ("drive/phone_portrait_720x1280_12s.mp4", PreprocessConfig(size=256, render_size=128)),
 ])
