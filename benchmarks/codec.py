@@ -129,6 +129,9 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, required=True)
     ap.add_argument("--frames", type=int, default=64)
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "codec.png")
+    ap.add_argument("--pose-smoothing", type=float, default=None,
+                    help="encode's --pose-smoothing for every stream (default: encode's default)")
+    ap.add_argument("--no-write", action="store_true", help="print the section; leave BENCHMARKS.md and the plot")
     args = ap.parse_args()
 
     from styleavatar.config import CodecOptions
@@ -147,12 +150,13 @@ def main() -> None:
         clip = Path(tmp) / "held_out.mp4"
         _held_out_video(ds, clip)
         # The reference: every coefficient, steps 1/16 of quality 1's (the fit itself, to well within a step).
-        codec.encode(clip, args.run, Path(tmp) / "full.sam", CodecOptions(k, 16.0, audio=False), progress=False)
+        full_options = CodecOptions(k, 16.0, audio=False, pose_smoothing=args.pose_smoothing)
+        codec.encode(clip, args.run, Path(tmp) / "full.sam", full_options, progress=False)
         full = _decoded(Path(tmp) / "full.sam", k)[1].expression
         for dims, quality in SETTINGS:
             t0 = time.perf_counter()
-            summary = codec.encode(clip, args.run, Path(tmp) / "s.sam", CodecOptions(dims, quality, audio=False),
-                                   progress=False)
+            options = CodecOptions(dims, quality, audio=False, pose_smoothing=args.pose_smoothing)
+            summary = codec.encode(clip, args.run, Path(tmp) / "s.sam", options, progress=False)
             enc_s = time.perf_counter() - t0
             levels, decoded = _decoded(Path(tmp) / "s.sam", k)
             v1_bytes = sum(len(codec.deflate_levels(levels[i:i + codec.CHUNK_FRAMES])) + 5
@@ -210,8 +214,9 @@ def _write(args, rows: list[dict], h264: list[dict], frames: int, fps: float) ->
                   + (f"{r['v1_kbit_s']:.2f}" if "v1_kbit_s" in r else "-")
                   + f" | {motion} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['lpips']:.3f} | "
                   + (f"{r['encode_fps']:.0f} | {r['decode_fps']:.1f} |" if "encode_fps" in r else "- | - |") + "\n")
-    _plot(args.plot, rows, h264)
     command = f".venv/bin/python benchmarks/codec.py {args.run} --dataset {args.dataset} --frames {args.frames}"
+    if args.pose_smoothing is not None:
+        command += f" --pose-smoothing {args.pose_smoothing:g}"
     title = f"codec (encode / decode against H.264), {cpu_class()}"
     env = " ".join(f"{k}={os.environ[k]}" for k in RESTRICT_ENV if k in os.environ)
     text = (f"## {title}\n\n`{(env + ' ') if env else ''}{command}`\n\n{machine()}; {cpu_class()}. The "
@@ -226,7 +231,9 @@ def _write(args, rows: list[dict], h264: list[dict], frames: int, fps: float) ->
             "preset medium, one-pass rate control aimed at each target bitrate. Encode speed includes tracking; "
             "decode speed is the avatar's network and renders, PyTorch, batch 4.\n\n"
             f"{restriction_note()}{headline}\n\n{table}\n![rate against LPIPS](docs/{args.plot.name})\n")
-    write_section(title, text)
+    if not args.no_write:
+        _plot(args.plot, rows, h264)
+        write_section(title, text)
     print(text)
 
 

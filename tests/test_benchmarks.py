@@ -131,7 +131,8 @@ def test_codec_counts_a_setting_as_free_only_when_the_lips_and_eyelids_follow(tm
             {**row, "coder": "avatar, dims 20, quality 1", "kbit_s": 2.5}]
     h264 = [{"coder": f"H.264 at {k} kbit/s target", "kbit_s": float(k), "psnr": 25.0, "ssim": 0.8,
              "lpips": lp} for k, lp in ((10, 0.3), (20, 0.15), (40, 0.05))]
-    args = type("Args", (), {"run": tmp_path, "dataset": tmp_path, "frames": 64, "plot": tmp_path / "codec.png"})
+    args = type("Args", (), {"run": tmp_path, "dataset": tmp_path, "frames": 64, "plot": tmp_path / "codec.png",
+                             "pose_smoothing": None, "no_write": False})
     codec_bench._write(args, rows, h264, 356, 25.0)
     text = written["text"]
     assert "**The default stream, dims 24, quality 1: 3.00 kbit/s, LPIPS 0.150; H.264 needs 20.0 kbit/s" in text

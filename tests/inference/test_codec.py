@@ -87,6 +87,23 @@ def test_encode_carries_the_avatars_own_fit(tiny_run, astro_clip, astro_dataset,
     assert len(codec.steps(load_face_model(ds.root), 8, 1.0)) == 7 + 8 + 4
 
 
+def test_pose_smoothing_stills_the_head_and_leaves_the_expression(tiny_run, astro_clip, tmp_path):
+    """--pose-smoothing smooths the pose and gaze channels of the stream only (the tiny dataset is unsmoothed)."""
+    def values(smoothing):
+        out = tmp_path / f"s{smoothing}.sam"
+        codec.encode(astro_clip.path, tiny_run, out, CodecOptions(dims=32, audio=False, pose_smoothing=smoothing),
+                     progress=False)
+        header, levels, _ = _levels_and_header(out)
+        return levels * np.asarray(header["steps"])
+
+    raw, smoothed = values(0.0), values(2.0)
+    pose, gaze = slice(0, codec.POSE_DIMS), slice(-codec.GAZE_DIMS, None)
+    assert np.array_equal(raw[:, codec.POSE_DIMS:-codec.GAZE_DIMS], smoothed[:, codec.POSE_DIMS:-codec.GAZE_DIMS])
+    for part in (pose, gaze):
+        wiggle = [np.abs(np.diff(v[:, part], 2, axis=0)).sum() for v in (raw, smoothed)]
+        assert wiggle[1] < 0.7 * wiggle[0]
+
+
 def test_decode_renders_the_dequantised_motion(tiny_run, astro_clip, tmp_path):
     stream, video = tmp_path / "clip.sam", tmp_path / "out.mp4"
     assert main(["encode", str(astro_clip.path), "--avatar", str(tiny_run), "-o", str(stream), "--quiet",

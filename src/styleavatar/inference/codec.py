@@ -46,7 +46,7 @@ from ..io.provenance import Mark
 from ..io.video import VideoWriter, probe
 from .avatar import avatar_id
 from ..tracking.crop import CropBox, choose_crop
-from ..tracking.fit import GAZE_DIMS, POSE_DIMS, FrameParams, SubjectModel, fit_to_subject
+from ..tracking.fit import GAZE_DIMS, POSE_DIMS, FrameParams, SubjectModel, channel_strengths, fit_to_subject
 from ..tracking.landmarks import landmark_box
 from ..tracking.video import StepClock, check_tracked, driver_config, track_landmarks
 
@@ -422,8 +422,9 @@ def encode(video: str | Path, run: str | Path, output: str | Path, options: Code
     check_tracked(video, landmarks, misses, cfg)
     crop, which = _crop(ds_meta, landmarks, info.width, info.height)
     tracked = ~np.isnan(landmarks[:, 0, 0])
+    pose = cfg.smooth if options.pose_smoothing is None else options.pose_smoothing
     params = fit_to_subject(crop.normalise(np.nan_to_num(landmarks)), tracked, subject, info.fps,
-                            smooth=cfg.smooth)
+                            smooth=channel_strengths(subject.basis.shape[0], pose, cfg.smooth, pose))
     values = to_values(params, options.dims)
     audio = opus_audio(video, len(params) / info.fps) if options.audio else None
     header = {"format": STREAM_FORMAT, "version": STREAM_VERSION, "avatar": avatar_id(run), "identity": identity,

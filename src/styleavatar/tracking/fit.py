@@ -220,11 +220,13 @@ def fit_landmarks(landmarks: np.ndarray, tracked: np.ndarray, fps: float, expres
 
 
 def fit_to_subject(landmarks: np.ndarray, tracked: np.ndarray, subject: SubjectModel, fps: float,
-                   expression_reg: float = 1e-3, smooth: float = 1.0, iterations: int = 2) -> FrameParams:
+                   expression_reg: float = 1e-3, smooth: float | np.ndarray = 1.0,
+                   iterations: int = 2) -> FrameParams:
     """Fit a known subject's face model (its neutral shape and basis, unchanged) to a video's landmarks.
 
     The same per-frame solve, gap filling and smoothing as :func:`fit_landmarks` (used for the subject's
-    own new recordings, whose motion is coded in the subject's basis). Arguments as there.
+    own new recordings, whose motion is coded in the subject's basis). Arguments as there, but ``smooth``
+    may also be one strength per channel (:func:`channel_strengths`).
     """
     tracked = np.asarray(tracked, bool)
     s, r, t, coeffs, gaze = _fit_frames(landmarks[tracked], subject.neutral, subject.basis, expression_reg,
@@ -248,8 +250,10 @@ def _fit_frames(obs: np.ndarray, neutral: np.ndarray, basis: np.ndarray, reg: fl
     return s, r, t, coeffs, gaze_offsets(aligned, invert_similarity(obs, s, r, t))
 
 
-def _fill_and_smooth(tracked: np.ndarray, s, r, t, coeffs, gaze, fps: float, smooth: float) -> FrameParams:
-    """Per-frame parameters of the tracked frames -> all N frames: gaps interpolated, then smoothed."""
+def _fill_and_smooth(tracked: np.ndarray, s, r, t, coeffs, gaze, fps: float,
+                     smooth: float | np.ndarray) -> FrameParams:
+    """Per-frame parameters of the tracked frames -> all N frames: gaps interpolated, then smoothed
+    (``smooth``: one strength, or one per channel as :func:`channel_strengths` gives)."""
     n = len(tracked)
 
     def full(a: np.ndarray) -> np.ndarray:
@@ -268,6 +272,14 @@ def _fill_and_smooth(tracked: np.ndarray, s, r, t, coeffs, gaze, fps: float, smo
     k = coeffs.shape[1]
     return FrameParams(tracked, np.exp(both[:, 3]), rot, both[:, 4:POSE_DIMS], both[:, POSE_DIMS:POSE_DIMS + k],
                        both[:, POSE_DIMS + k:])
+
+
+def channel_strengths(k: int, pose: float, expression: float, gaze: float) -> np.ndarray:
+    """(POSE_DIMS + k + GAZE_DIMS,) One-Euro strength of each channel a fit smooths, in the order of its
+    parameter vector: the pose (rotation 3, log scale 1, translation 3), the k expression coefficients,
+    then the gaze."""
+    return np.concatenate([np.full(POSE_DIMS, float(pose)), np.full(k, float(expression)),
+                           np.full(GAZE_DIMS, float(gaze))])
 
 
 def reprojection_error(subject: SubjectModel, params: FrameParams, landmarks: np.ndarray) -> np.ndarray:

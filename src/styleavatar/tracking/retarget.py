@@ -31,7 +31,7 @@ from ..config import Openness, TransferOptions
 from ..errors import UserError
 from .face_model import BROWS, EYES, INNER_LIP_RING, LEFT_EYE_RING, MOUTH, NUM_POINTS, \
     OUTER_LIP_RING, RIGHT_EYE_RING, openness
-from .fit import GAZE_DIMS, POSE_DIMS, FrameParams, Pose, SubjectModel, rest_frames
+from .fit import POSE_DIMS, FrameParams, Pose, SubjectModel, channel_strengths, rest_frames
 from .procrustes import euler_degrees, rotation_from_euler
 from .smoothing import OneEuroFilter, smooth_offline, strength_to_params
 
@@ -314,10 +314,7 @@ class Retargeter:
     def strengths(self, smooth: float, expression_share: float = EXPRESSION_SMOOTHING) -> np.ndarray:
         """(D,) One-Euro strength of each channel of :meth:`to_vector`: ``smooth`` for pose and gaze,
         ``smooth * expression_share`` for the expression coefficients."""
-        k = len(self.avatar.spread)
-        out = np.full(POSE_DIMS + k + GAZE_DIMS, float(smooth))
-        out[POSE_DIMS:POSE_DIMS + k] *= expression_share
-        return out
+        return channel_strengths(len(self.avatar.spread), smooth, smooth * expression_share, smooth)
 
     def smooth(self, out: FrameParams, fps: float, smooth: float,
                expression_share: float = EXPRESSION_SMOOTHING) -> FrameParams:
