@@ -2,6 +2,7 @@
 """Rate and distortion of the avatar stream (``encode``/``decode``) against H.264 on held-out frames.
 
     .venv/bin/python benchmarks/codec.py RUN --dataset DATASET [--frames 64] [--plot docs/codec.png]
+        [--pose-smoothing S] [--no-write]
 
 The held-out part (the test split, never trained on) of the dataset's source video is written to a
 lossless temporary video and coded two ways:
