@@ -19,11 +19,13 @@ def test_onnx_export_matches_pytorch_and_reenacts(tiny_run, drive_clip, tmp_path
     assert summary.max_abs_diff < 1e-3 and summary.frames_checked == 4
     assert json.loads((tmp_path / "avatar.onnx.json").read_text())["max_abs_diff"] < 1e-3
     assert json.loads((tiny_run / "avatar.json").read_text())["format"] == "styleavatar-avatar"  # untouched
+    # Lossless H.264 (crf 0): the two networks' outputs differ by about 1e-6, which flips a few pixels by one
+    # level; a lossy encoder can turn those flips into different decisions over whole frames.
     a, b = tmp_path / "torch.mp4", tmp_path / "onnx.mp4"
-    reenact(tiny_run, drive_clip.path, a, progress=False)
-    reenact(tiny_run, drive_clip.path, b, ReenactOptions(onnx=out), progress=False)
-    fa, fb = _frames(a), _frames(b)
-    assert max(np.abs(x.astype(int) - y).mean() for x, y in zip(fa, fb)) < 1.0
+    reenact(tiny_run, drive_clip.path, a, ReenactOptions(crf=0), progress=False)
+    reenact(tiny_run, drive_clip.path, b, ReenactOptions(crf=0, onnx=out), progress=False)
+    diff = np.abs(np.stack(_frames(a)).astype(int) - np.stack(_frames(b)))
+    assert diff.shape[0] == 50 and diff.mean(axis=(1, 2, 3)).max() < 0.02 and diff.max() <= 6
     assert main(["export", str(tiny_run), "--onnx", str(tmp_path / "half.onnx"), "--fp16"]) == 0
     assert "max |onnx - torch|" in capsys.readouterr().out
     assert main(["reenact", str(tiny_run), "--drive", str(drive_clip.path), "-o", str(b), "--backend", "onnx",
