@@ -51,7 +51,8 @@ class TrainSummary:
     evals: list[dict] = field(default_factory=list)
     runtime: str = ""
     warning: str | None = None
-    """Set when the measured speed could not reach a usable avatar in the budget (see :meth:`_Loop.watch_speed`)."""
+    """Set when the run did not reach a usable avatar in its time budget (:meth:`_Loop.final_warning`), or, for a
+    run stopped early, when the speed measured after its first minute could not (:meth:`_Loop.watch_speed`)."""
 
     def describe(self) -> str:
         last = self.evals[-1] if self.evals else None
@@ -376,15 +377,34 @@ class _Loop:
         reach = tr.iteration + rate * max(0.0, self.budget_s - tr.elapsed)
         if reach >= t.usable_iterations or not tr.dist.main:
             return
-        need = (t.usable_iterations - tr.iteration) / max(rate, 1e-6) / 60 + tr.elapsed / 60
-        self.warning = (f"at {rate:.2f} it/s ({tr.runtime.label()}) this run reaches about {reach:.0f} iterations in "
-                        f"its {self.budget_s / 60:g}-minute budget, but a usable avatar of this size needs about "
-                        f"{t.usable_iterations}: expect a blurred or noisy result. Give it about {need:.0f} minutes "
-                        f"(--minutes), choose a smaller --preset, or use a GPU; `styleavatar doctor` shows what this "
-                        f"machine can do")
+        self.warning = self._shortfall(rate, f"reaches about {reach:.0f}")
         tr.log(f"warning: {self.warning}")
         self.log_file.write(json.dumps({"speed_warning": {"it_per_s": round(rate, 4), "reach": round(reach),
                                                           "usable_iterations": t.usable_iterations}}) + "\n")
+
+    def _shortfall(self, rate: float, iterations: str) -> str:
+        """The speed warning: at ``rate`` it/s the run ``iterations`` ('reaches about N' or 'reached N')."""
+        tr, t = self.tr, self.tr.tcfg
+        need = (t.usable_iterations - tr.iteration) / max(rate, 1e-6) / 60 + tr.elapsed / 60
+        return (f"at {rate:.2f} it/s ({tr.runtime.label()}) this run {iterations} iterations in its "
+                f"{self.budget_s / 60:g}-minute budget, but a usable avatar of this size needs about "
+                f"{t.usable_iterations}: expect a blurred or noisy result. Give it about {need:.0f} minutes "
+                f"(--minutes), choose a smaller --preset, or use a GPU; `styleavatar doctor` shows what this "
+                f"machine can do")
+
+    def final_warning(self) -> str | None:
+        """The speed warning restated from what a time-budgeted run reached (the estimate after its first minute
+        can be off either way: warm-up, a busy machine); None when it reached a usable avatar. A run stopped by
+        its iteration count keeps the early warning."""
+        tr, t = self.tr, self.tr.tcfg
+        if self.iters is not None or not math.isfinite(self.budget_s) or not tr.dist.main:
+            return self.warning
+        if tr.iteration >= t.usable_iterations:
+            return None
+        if tr.elapsed < self.budget_s:  # stopped before its budget ran out
+            return self.warning
+        rate = (tr.iteration - self.first_iteration) / max(time.monotonic() - self.start, 1e-9)
+        return self._shortfall(rate, f"reached {tr.iteration}")
 
     def _log(self) -> None:
         tr, now = self.tr, time.monotonic()
@@ -416,7 +436,7 @@ class _Loop:
             self.writer.close()
             self.log_file.close()
         return TrainSummary(tr.run_dir, tr.iteration, tr.elapsed, loss_values(self.losses), self.evals,
-                            tr.runtime.label(), self.warning)
+                            tr.runtime.label(), self.final_warning())
 
 
 def _log_eval(tr: Trainer, store: FrameStore, writer, log_file) -> dict:
