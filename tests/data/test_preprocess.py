@@ -143,17 +143,43 @@ def test_a_second_preprocess_of_one_dataset_stops_and_leaves_the_first_alone(ast
         assert (partial_path(out) / "tracking.json").exists() and not out.exists()
 
 
-def test_texture_frames_pass_over_blinks_and_glances():
-    """A blink or a glance in a texture frame leaves a half-shut lid or a ghost iris in every render."""
-    from styleavatar.data.preprocess import _texture_frames
+def _blinking_subject():
+    """A face model whose one coefficient shuts the eyes: 1 moves each upper lid onto its lower lid."""
     from styleavatar.tracking.face_model import EYES, canonical_mesh
-    from styleavatar.tracking.fit import FrameParams, SubjectModel
+    from styleavatar.tracking.fit import SubjectModel
 
     neutral = canonical_mesh().vertices.copy()
     close = np.zeros((1, *neutral.shape))
-    for (upper, lower), _ in EYES:  # coefficient 1 moves each upper lid onto its lower lid
+    for (upper, lower), _ in EYES:
         close[0, upper] = neutral[lower] - neutral[upper]
-    subject = SubjectModel(neutral, close, np.ones(1), np.zeros(1), np.ones(1))
+    return SubjectModel(neutral, close, np.ones(1), np.zeros(1), np.ones(1))
+
+
+def _frontal_params(expression):
+    from styleavatar.tracking.fit import FrameParams
+
+    n = len(expression)
+    return FrameParams(np.ones(n, bool), np.full(n, 0.02), rotation_from_euler(np.zeros((n, 3))),
+                       np.full((n, 3), 0.5), expression, np.zeros((n, 4)))
+
+
+def test_blink_frames_are_the_shut_training_frames_of_different_blinks():
+    from styleavatar.data.preprocess import BLINK_GAP, _blink_frames
+
+    shut = np.zeros((60, 1))
+    shut[[10, 11, 12, 30, 55], 0] = [0.9, 1.0, 0.95, 0.97, 1.0]  # blinks at 10-12 and 30; 55 is held out
+    shut[20, 0] = 0.6  # a squint is not a blink
+    picked = _blink_frames(_frontal_params(shut), _blinking_subject(), range(50))
+    assert picked.tolist() == [11, 30] and BLINK_GAP > 1  # the most shut of each blink, training frames only
+    assert _blink_frames(_frontal_params(np.zeros((60, 1))), _blinking_subject(), range(50)).size == 0
+
+
+def test_texture_frames_pass_over_blinks_and_glances():
+    """A blink or a glance in a texture frame leaves a half-shut lid or a ghost iris in every render."""
+    from styleavatar.data.preprocess import _texture_frames
+    from styleavatar.tracking.fit import FrameParams
+
+    subject = _blinking_subject()
     n, segments = 40, 4
     yaw = np.tile(np.linspace(2.0, 6.0, n // segments), segments)  # the first frame of each segment faces best
     expression, gaze = np.zeros((n, 1)), np.zeros((n, 4))

@@ -31,3 +31,7 @@ def test_real_video_preprocesses(relative, config, tmp_path):
     assert ds.frame(0).shape == (config.size, config.size, 3)
     if "anchor" in relative:
         assert ds.meta["audio"] == "audio.m4a" and summary.frames == 750
+        # the anchor blinks: shut lids are baked from training frames of different blinks
+        blinks = ds.meta["blink_frames"]
+        assert summary.blinks == len(blinks) >= 3 and max(blinks) < ds.meta["split"]["train"][1]
+        assert ds.subject.closed_texture is not None and ds.subject.eye_openness[:, 1].max() < 0.1

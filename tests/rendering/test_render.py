@@ -55,3 +55,58 @@ def _unlit_render(rast, verts, texture, size):
     t = texture.shape[0]
     rgb = cv2.remap(texture, out[..., 0] * t - 0.5, out[..., 1] * t - 0.5, cv2.INTER_LINEAR)
     return (rgb * (out[..., -1:] > 0)).astype(np.uint8)
+
+
+def _shutting_subject(texture, closed):
+    """A face model whose one coefficient shuts both eyes (1: each upper lid on its lower lid), with the
+    openness of its eyes open and shut recorded as preprocess records it."""
+    from styleavatar.tracking.face_model import EYES, openness_per_eye
+    from styleavatar.tracking.fit import SubjectModel
+
+    neutral = canonical_mesh().vertices.copy()
+    basis = np.zeros((1, *neutral.shape))
+    for (upper, lower), _ in EYES:
+        basis[0, upper] = neutral[lower] - neutral[upper]
+    subject = SubjectModel(neutral, basis, np.ones(1), np.zeros(1), np.ones(1), texture)
+    reference = openness_per_eye(subject.shape(np.array([[0.0], [1.0]]))).T  # (eye, open / shut)
+    return SubjectModel(neutral, basis, np.ones(1), np.zeros(1), np.ones(1), texture, closed, reference)
+
+
+def test_a_blink_moves_each_eye_region_to_the_closed_texture():
+    from styleavatar.rendering.render import eye_masks, frame_texture
+    from styleavatar.tracking.face_model import LEFT_EYE_RING, RIGHT_EYE_RING, render_topology
+
+    size = 128
+    opened, closed = np.full((size, size, 3), 100, np.uint8), np.full((size, size, 3), 200, np.uint8)
+    subject = _shutting_subject(opened, closed)
+    masks = eye_masks(size)
+    uvs = render_topology().uvs
+    for mask, ring in zip(masks, (RIGHT_EYE_RING, LEFT_EYE_RING)):  # each covers its own eye, not the other
+        x, y = (uvs[list(ring)].mean(0) * size).astype(int)
+        assert mask[y, x] > 0.99
+    assert (masks.min(0) < 1e-3).all() and (masks.max(0) < 1e-3).mean() > 0.8
+    assert frame_texture(subject, np.array([0.0])) is opened
+    shut, half = frame_texture(subject, np.array([1.0])).astype(float), frame_texture(subject, np.array([0.5]))
+    expected = 100 + 100 * masks.max(0)
+    assert np.abs(shut[..., 0] - expected).max() <= 1
+    assert np.abs(half[..., 0] - (100 + 50 * masks.max(0))).max() <= 1
+    # without a closed texture nothing changes
+    assert frame_texture(_shutting_subject(opened, None), np.array([1.0])) is opened
+
+
+def test_closed_eyes_are_baked_from_the_lids_a_blink_shows():
+    from styleavatar.rendering.render import bake_closed_eyes, eye_masks
+    from styleavatar.tracking.face_model import render_topology
+
+    rast, size = make_rasterizer("auto"), 128
+    subject = _shutting_subject(np.full((size, size, 3), 100, np.uint8), None)
+    shape = subject.shape(np.array([[1.0]]))[0]
+    rv = render_vertices(shape[None], np.zeros((1, 4)))[0]
+    verts = (rv - rv.mean(0)) / 40 + [0.5, 0.5, 1.0]
+    _, frame = render_frame(rast, verts, np.full((size, size, 3), 230, np.uint8), 256)  # shut lids, lit
+    closed = bake_closed_eyes(rast, [frame], [verts], subject.texture).astype(int)
+    inside = eye_masks(size).max(0) > 0.5
+    assert (closed[eye_masks(size).max(0) == 0] == 100).all()  # outside the eyes: the open texture
+    assert np.median(closed[inside, 0]) > 150  # the lids: what the blink frame shows
+    centre = (render_topology().uvs[list(render_topology().eye_centres)] * size).astype(int)
+    assert (closed[centre[:, 1], centre[:, 0], 0] > 130).all()  # a shut eye's opening: filled from the lids

@@ -47,6 +47,9 @@ def save_face_model(folder: Path, subject: SubjectModel) -> None:
         "render_triangles": topo.triangles.astype(np.int32),
         "render_source": topo.source.astype(np.int32),
     }
+    if subject.closed_texture is not None:
+        tensors["closed_texture"] = subject.closed_texture.astype(np.uint8)
+        tensors["eye_openness"] = subject.eye_openness.astype(np.float32)
     save_file(tensors, str(folder / "face_model.safetensors"))
     (folder / "face_model.json").write_text(json.dumps({
         "format": FACE_MODEL_FORMAT, "version": FACE_MODEL_VERSION,
@@ -60,7 +63,8 @@ def load_face_model(folder: Path) -> SubjectModel:
     t = load_file(str(Path(folder) / "face_model.safetensors"))
     return SubjectModel(t["identity"].astype(np.float64), t["basis"].astype(np.float64),
                         t["coeff_rms"].astype(np.float64), t["coeff_min"].astype(np.float64),
-                        t["coeff_max"].astype(np.float64), t["texture"])
+                        t["coeff_max"].astype(np.float64), t["texture"], t.get("closed_texture"),
+                        t["eye_openness"].astype(np.float64) if "eye_openness" in t else None)
 
 
 def save_params(path: Path, params: FrameParams, landmarks: np.ndarray, times: np.ndarray,

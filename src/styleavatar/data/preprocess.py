@@ -37,9 +37,9 @@ from ..errors import UserError
 from ..io.atomic import STALE_FOLDER_S, folder_lock, partial_path, remove, sweep_partial_folders
 from ..io.video import VideoInfo, VideoWriter, probe, read_frames, write_audio
 from ..rendering.rasterize import Rasterizer, make_rasterizer
-from ..rendering.render import bake_texture, render_frame
+from ..rendering.render import bake_closed_eyes, bake_texture, frame_texture, render_frame
 from ..tracking.crop import CropBox, crop_frame
-from ..tracking.face_model import EYES, openness
+from ..tracking.face_model import EYES, openness, openness_per_eye
 from ..tracking.fit import BLINK_FRACTION, FrameParams, SubjectModel, reprojection_error
 from ..tracking.segmentation import PersonSegmenter
 from ..tracking.video import StepClock, check_tracked, fit_tracked, timed_frames, track_landmarks
@@ -61,11 +61,16 @@ class PreprocessSummary:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent in each step: decode, landmarks, fit, texture, render, mask, write, preview."""
     resumed: bool = False
+    blinks: int = 0
+    """Training frames the shut-eye texture was baked from (0: the person never shuts both eyes in them, and
+    renders keep the open eyes' texture)."""
 
     def describe(self) -> str:
         return (f"wrote {self.output}: {self.frames} frames, {100 * self.tracked_fraction:.1f}% tracked, "
                 f"landmark error {self.reprojection_px:.2f} px, {self.seconds:.1f} s "
-                f"({self.frames / max(self.seconds, 1e-9):.1f} frames/s)")
+                f"({self.frames / max(self.seconds, 1e-9):.1f} frames/s); "
+                + (f"shut eyes drawn from {self.blinks} blink frames" if self.blinks else
+                   "no full blink in the training frames, so renders draw a blink as a narrowed eye"))
 
 
 def sha256_file(path: Path) -> str:
@@ -125,15 +130,54 @@ def _texture_frames(params: FrameParams, subject: SubjectModel, count: int) -> n
     return np.array([seg[np.argmin(score[seg])] for seg in segments if len(seg)])
 
 
+SHUT_FRACTION = 0.25
+"""Both eyes under this fraction of their median openness: a frame of a blink, whose lids the closed-eye
+texture is baked from."""
+BLINK_FRAMES = 8
+"""Most blink frames the closed-eye texture is baked from."""
+BLINK_GAP = 3
+"""Fewest frames between two blink frames picked (so they come from different blinks where there are some)."""
+
+
+def _blink_frames(params: FrameParams, subject: SubjectModel, train: range) -> np.ndarray:
+    """Indices of up to :data:`BLINK_FRAMES` tracked training frames with both eyes shut (under
+    :data:`SHUT_FRACTION` of their median openness), the most shut first, :data:`BLINK_GAP` apart; empty when
+    the person never blinks fully in the training frames."""
+    eyes = openness_per_eye(subject.shape(params.expression))  # (N, 2) right, left
+    idx = np.array([i for i in train if params.tracked[i]], int)
+    if not len(idx):
+        return idx
+    shut = (eyes[idx] < SHUT_FRACTION * np.median(eyes[idx], 0)).all(1)
+    picked: list[int] = []
+    for i in idx[shut][np.argsort(eyes[idx[shut]].max(1))]:
+        if all(abs(i - j) >= BLINK_GAP for j in picked):
+            picked.append(int(i))
+        if len(picked) == BLINK_FRAMES:
+            break
+    return np.array(picked, int)
+
+
 def _bake(video: Path, cfg: PreprocessConfig, crop: CropBox, verts: np.ndarray, params: FrameParams,
-          subject: SubjectModel, rasterizer: Rasterizer) -> np.ndarray:
-    wanted = set(_texture_frames(params, subject, cfg.texture_frames).tolist())
-    frames, vs = [], []
+          subject: SubjectModel, rasterizer: Rasterizer, train: range) -> tuple[SubjectModel, np.ndarray]:
+    """The subject with its textures: open eyes from the most frontal, neutral frames; shut lids from the
+    blinks of the training frames, with the openness of each eye open and shut (none without a blink).
+    Returns it and the indices of the blink frames."""
+    opened = set(_texture_frames(params, subject, cfg.texture_frames).tolist())
+    blinks = _blink_frames(params, subject, train)
+    wanted = opened | set(blinks.tolist())
+    crops: dict[int, np.ndarray] = {}
     for frame in read_frames(video, cfg.fps, max(wanted) + 1):
         if frame.index in wanted:
-            frames.append(crop_frame(frame.rgb, crop, cfg.size))
-            vs.append(verts[frame.index])
-    return bake_texture(rasterizer, frames, vs, cfg.texture_size)
+            crops[frame.index] = crop_frame(frame.rgb, crop, cfg.size)
+    found = [i for i in sorted(opened) if i in crops]
+    texture = bake_texture(rasterizer, [crops[i] for i in found], [verts[i] for i in found], cfg.texture_size)
+    if not len(blinks):
+        return replace(subject, texture=texture), blinks
+    closed = bake_closed_eyes(rasterizer, [crops[int(i)] for i in blinks], [verts[i] for i in blinks], texture)
+    eyes = openness_per_eye(subject.shape(params.expression))
+    train_idx = np.array([i for i in train if params.tracked[i]], int)
+    reference = np.stack([np.median(eyes[train_idx], 0), eyes[blinks].mean(0)], 1)  # (2 eyes, open / shut)
+    return replace(subject, texture=texture, closed_texture=closed, eye_openness=reference), blinks
 
 
 def _preview_row(crop_rgb: np.ndarray, tex: np.ndarray, uv: np.ndarray, mask: np.ndarray, r: int) -> np.ndarray:
@@ -143,7 +187,8 @@ def _preview_row(crop_rgb: np.ndarray, tex: np.ndarray, uv: np.ndarray, mask: np
 
 
 def _write_frames(video: Path, info: VideoInfo, cfg: PreprocessConfig, crop: CropBox, verts: np.ndarray,
-                  texture: np.ndarray, rasterizer: Rasterizer, root: Path, clock: StepClock, progress: bool) -> int:
+                  subject: SubjectModel, expression: np.ndarray, rasterizer: Rasterizer, root: Path,
+                  clock: StepClock, progress: bool) -> int:
     """Pass 4: frames, masks, renders, UV renders and the preview video."""
     for sub in SUBFOLDERS:
         (root / sub).mkdir(exist_ok=True)
@@ -165,6 +210,7 @@ def _write_frames(video: Path, info: VideoInfo, cfg: PreprocessConfig, crop: Cro
             t = clock.add("crop", t)
             mask = np.round(segmenter(rgb) * 255).astype(np.uint8)
             t = clock.add("mask", t)
+            texture = frame_texture(subject, expression[frame.index])
             uv, tex = render_frame(rasterizer, verts[frame.index], texture, r)
             t = clock.add("render", t)
             name = frame_name(frame.index)
@@ -248,10 +294,12 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
     verts = params.vertices(subject)
     t = clock.add("fit", t)
     rasterizer = make_rasterizer(cfg.rasterizer)
-    subject = replace(subject, texture=_bake(video, cfg, crop, verts, params, subject, rasterizer))
+    n_train = int(round(cfg.train_fraction * len(landmarks)))
+    subject, blinks = _bake(video, cfg, crop, verts, params, subject, rasterizer, range(n_train))
     clock.add("texture", t)
 
-    n = _write_frames(video, info, cfg, crop, verts, subject.texture, rasterizer, partial, clock, progress)
+    n = _write_frames(video, info, cfg, crop, verts, subject, params.expression, rasterizer, partial, clock,
+                      progress)
     if n != len(landmarks):
         raise UserError(f"{video.name} decoded to {n} frames in one pass and {len(landmarks)} in another")
     t = time.perf_counter()
@@ -260,7 +308,6 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
     cv2.imwrite(str(partial / "texture.png"), subject.texture[..., ::-1])
     has_audio = info.audio_codec is not None and write_audio(video, partial / "audio.m4a", 0.0, n / fps)
     (partial / "config.json").write_text(to_json(cfg))
-    n_train = int(round(cfg.train_fraction * n))
     clock.add("write", t)
     meta = {
         "format": FORMAT, "version": FORMAT_VERSION, "styleavatar_version": __version__,
@@ -272,7 +319,7 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
         "texture_size": cfg.texture_size, "expression_dims": int(subject.basis.shape[0]),
         "crop_box": crop.as_dict(), "face_size_px": round(size_px, 1),
         "tracked_fraction": round(fraction, 4), "untracked_frames": int((~tracked).sum()),
-        "split": {"train": [0, n_train], "test": [n_train, n]},
+        "split": {"train": [0, n_train], "test": [n_train, n]}, "blink_frames": blinks.tolist(),
         "reprojection_error_px": round(reproj, 3), "rasterizer": rasterizer.name,
         "audio": "audio.m4a" if has_audio else None,
         "timings_s": {k: round(v, 3) for k, v in clock.seconds.items()},
@@ -286,4 +333,4 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
         remove(out)
     partial.rename(out)
     return PreprocessSummary(out, n, fraction, time.perf_counter() - start, reproj, dict(clock.seconds),
-                             resumed=ckpt is not None)
+                             resumed=ckpt is not None, blinks=len(blinks))

@@ -24,7 +24,7 @@ from ..io import onnx
 from ..io.provenance import Mark
 from ..models.avatar import AvatarNet
 from ..rendering.rasterize import Rasterizer, make_rasterizer
-from ..rendering.render import render_frame, resize_image, resize_uv
+from ..rendering.render import frame_texture, render_frame, resize_image, resize_uv
 from ..runtime import Runtime, choose, device_name, pick_device, tune_for
 from ..tracking.fit import FrameParams, Pose, SubjectModel
 from ..tracking.retarget import AvatarRange
@@ -106,7 +106,8 @@ class Avatar:
     def renders(self, params: FrameParams, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame i's texture render (R, R, 3) uint8 and UV render (R, R, 3) float32 at the model's render size."""
         verts = params.select(slice(i, i + 1)).vertices(self.subject)[0]  # only frame i's vertices
-        uv, tex = render_frame(self.rasterizer, verts, self.subject.texture, int(self.meta["render_size"]))
+        texture = frame_texture(self.subject, params.expression[i])
+        uv, tex = render_frame(self.rasterizer, verts, texture, int(self.meta["render_size"]))
         r = self.cfg.render_size
         return resize_image(tex, r), resize_uv(uv, r)
 

@@ -8,10 +8,13 @@ z = farther) and are scaled to the output size here.
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
-from ..tracking.face_model import render_topology
+from ..tracking.face_model import LEFT_EYE_RING, RIGHT_EYE_RING, render_topology
+from ..tracking.fit import SubjectModel
 from .rasterize import Rasterizer
 
 LIGHT = np.array([-0.35, -0.45, -1.0]) / np.linalg.norm([-0.35, -0.45, -1.0])
@@ -81,23 +84,11 @@ def uv_mask(size: int, rasterizer: Rasterizer) -> np.ndarray:
     return rasterizer(flat, render_topology().triangles, np.zeros((len(flat), 1)), size, size)[..., -1] > 0
 
 
-def bake_texture(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[np.ndarray],
-                 size: int) -> np.ndarray:
-    """Build the subject's UV texture from a few frames.
-
-    Each frame's colour is carried into UV space through the fitted mesh: a texel takes the colour at
-    its projected position, weighted by how squarely its surface faces the camera and only where it is
-    not hidden (depth test against the frame's own render). Texels never seen are filled by inpainting;
-    the mouth-interior disc is painted a fixed dark colour.
-
-    Args:
-        rasterizer: a :class:`~styleavatar.rendering.rasterize.Rasterizer`.
-        frames: list of (S, S, 3) uint8 RGB crops.
-        verts: list of (R, 3) crop-normalised render-mesh vertices, one per frame.
-        size: texture side T.
-    Returns:
-        (T, T, 3) uint8 RGB texture.
-    """
+def _project_into_uv(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[np.ndarray],
+                     size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's colour carried into UV space through the fitted mesh: (T, T, 3) float64 weighted colour
+    sum and (T, T) weight sum. A texel takes the colour at its projected position, weighted by how squarely
+    its surface faces the camera and only where it is not hidden (depth test against the frame's own render)."""
     topo = render_topology()
     acc = np.zeros((size, size, 3))
     wsum = np.zeros((size, size))
@@ -115,14 +106,95 @@ def bake_texture(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[n
         wgt = np.where(visible, wgt, 0.0)
         acc += _sample(rgb, x, y).astype(np.float64) * wgt[..., None]
         wsum += wgt
-    texture = np.where(wsum[..., None] > 1e-3, acc / np.maximum(wsum, 1e-8)[..., None], 0).astype(np.uint8)
-    holes = (wsum <= 1e-3).astype(np.uint8)
-    texture = cv2.inpaint(texture, holes, 5, cv2.INPAINT_TELEA)
+    return acc, wsum
+
+
+SEEN_WEIGHT = 1e-3
+"""Summed facing weight under which a texel counts as not seen by the frames it is baked from."""
+
+
+def bake_texture(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[np.ndarray],
+                 size: int) -> np.ndarray:
+    """Build the subject's UV texture from a few frames (see :func:`_project_into_uv`).
+
+    Texels never seen are filled by inpainting; the mouth-interior disc is painted a fixed dark colour.
+
+    Args:
+        rasterizer: a :class:`~styleavatar.rendering.rasterize.Rasterizer`.
+        frames: list of (S, S, 3) uint8 RGB crops.
+        verts: list of (R, 3) crop-normalised render-mesh vertices, one per frame.
+        size: texture side T.
+    Returns:
+        (T, T, 3) uint8 RGB texture.
+    """
+    topo = render_topology()
+    acc, wsum = _project_into_uv(rasterizer, frames, verts, size)
+    seen = wsum > SEEN_WEIGHT
+    texture = np.where(seen[..., None], acc / np.maximum(wsum, 1e-8)[..., None], 0).astype(np.uint8)
+    texture = cv2.inpaint(texture, (~seen).astype(np.uint8), 5, cv2.INPAINT_TELEA)
     mouth = np.zeros((size, size), np.uint8)
     disc = topo.uvs[topo.mouth_ring] * size
     cv2.fillPoly(mouth, [np.round(disc * 16).astype(np.int32)], 1, shift=4)
     texture[mouth > 0] = MOUTH_COLOUR
     return texture
+
+
+def bake_closed_eyes(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[np.ndarray],
+                     texture: np.ndarray) -> np.ndarray:
+    """The subject's texture with its eye regions (:func:`eye_masks`) as blink frames show them.
+
+    A shut eye's opening has no area in the frame, so its texels are not seen: they are inpainted from the
+    lids around them (lashes and lid skin), so that an eye half-way shut shows the lid's shadow over its
+    opening rather than an iris squashed flat. Outside the eyes' masks the texture is ``texture``'s.
+
+    Args:
+        frames, verts: blink frames and their mesh vertices, as for :func:`bake_texture`.
+        texture: (T, T, 3) uint8 RGB open-eyed texture.
+    Returns:
+        (T, T, 3) uint8 RGB.
+    """
+    acc, wsum = _project_into_uv(rasterizer, frames, verts, texture.shape[0])
+    seen = wsum > SEEN_WEIGHT
+    shut = np.where(seen[..., None], acc / np.maximum(wsum, 1e-8)[..., None] + 0.5, texture)
+    shut = cv2.inpaint(np.clip(shut, 0, 255).astype(np.uint8), (~seen).astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    inside = eye_masks(texture.shape[0]).max(0)[..., None] > 0
+    return np.where(inside, shut, texture)
+
+
+@functools.lru_cache(maxsize=4)
+def eye_masks(size: int) -> np.ndarray:
+    """(2, T, T) float32 in [0, 1]: each eye's region in UV space (right, left): an ellipse over the eye ring
+    raised to take in the upper lid, which is what moves in a blink, with a feathered edge."""
+    uvs = render_topology().uvs
+    masks = []
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        pts = uvs[list(ring)] * size
+        (cx, cy), width = pts.mean(0), float(np.ptp(pts[:, 0]))
+        mask = np.zeros((size, size), np.float32)
+        # Axes in eye widths: 0.75 across and 0.55 up and down, centred 0.15 above the ring's centre.
+        centre = (int(round(cx)), int(round(cy - 0.15 * width)))
+        cv2.ellipse(mask, centre, (int(round(0.75 * width)), int(round(0.55 * width))), 0, 0, 360, 1.0, -1)
+        masks.append(cv2.GaussianBlur(mask, (0, 0), 0.12 * width))
+    return np.stack(masks)
+
+
+def frame_texture(subject: SubjectModel, expression: np.ndarray) -> np.ndarray:
+    """The subject's texture for one frame: each eye's region moves from the open texture to the closed one
+    (:attr:`SubjectModel.closed_texture`) as that eye shuts, so a blink draws shut lids rather than a
+    squashed eye.
+
+    Args:
+        subject: the face model (its texture alone when it has no closed texture).
+        expression: (K,) the frame's expression coefficients.
+    Returns:
+        (T, T, 3) uint8 RGB.
+    """
+    closure = subject.eye_closure(np.asarray(expression)[None])[0]
+    if subject.closed_texture is None or not closure.any():
+        return subject.texture
+    weight = np.tensordot(closure.astype(np.float32), eye_masks(subject.texture.shape[0]), 1)[..., None]
+    blend = subject.texture * (1 - weight) + subject.closed_texture * weight
+    return np.clip(blend + 0.5, 0, 255).astype(np.uint8)
 
 
 def resize_image(img: np.ndarray, size: int) -> np.ndarray:

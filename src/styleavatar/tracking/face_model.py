@@ -204,6 +204,12 @@ def openness(points: np.ndarray, parts) -> np.ndarray:
     return np.mean(vals, axis=0)
 
 
+def openness_per_eye(points: np.ndarray) -> np.ndarray:
+    """(..., >=468, >=2) landmarks or model points -> (..., 2) openness of the right and left eye apart
+    (see :func:`openness`; ``openness(points, EYES)`` is their mean)."""
+    return np.stack([openness(points, (part,)) for part in EYES], -1)
+
+
 def brow_raise(points: np.ndarray) -> np.ndarray:
     """Height of the eyebrows above the eye corners' line, in eye widths, averaged over both sides.
 

@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from .expression import learn_basis, solve_coefficients
 from .face_model import (EYES, IRIS_CENTRES, MOUTH, NUM_POINTS, canonical_mesh, eye_frames, openness,
-                         point_weights, render_vertices)
+                         openness_per_eye, point_weights, render_vertices)
 from .procrustes import apply_similarity, euler_degrees, fit_pose_2d, invert_similarity, weighted_procrustes
 from .smoothing import smooth_offline
 
@@ -41,10 +41,25 @@ class SubjectModel:
     """(K,) largest coefficient seen in the training frames."""
     texture: np.ndarray | None = None
     """(T, T, 3) uint8 RGB texture in UV space, or None before it is baked."""
+    closed_texture: np.ndarray | None = None
+    """(T, T, 3) uint8 RGB: the texture as the subject's blinks show the eyes (shut lids); texels the blinks do
+    not show are the open texture's. None: renders keep the open eyes' texture (no blink, or older datasets)."""
+    eye_openness: np.ndarray | None = None
+    """(2, 2) with ``closed_texture``: per eye (right, left of :data:`EYES`) its openness when open (median of
+    the training frames) and when shut (mean of the blinks the closed texture was baked from)."""
 
     def shape(self, expression: np.ndarray) -> np.ndarray:
         """(N, K) coefficients -> (N, 468, 3) head-frame shapes."""
         return self.neutral + np.einsum("nk,kpc->npc", expression, self.basis)
+
+    def eye_closure(self, expression: np.ndarray) -> np.ndarray:
+        """(N, K) coefficients -> (N, 2) how far each eye (right, left) is shut: 0 open or wider, 1 as shut as
+        the blinks of ``closed_texture`` (all 0 without one)."""
+        if self.eye_openness is None:
+            return np.zeros((len(expression), 2))
+        now = openness_per_eye(self.shape(expression))
+        opened, shut = self.eye_openness[:, 0], self.eye_openness[:, 1]
+        return np.clip((opened - now) / np.maximum(opened - shut, 1e-6), 0.0, 1.0)
 
 
 POSE_DIMS = 7
