@@ -155,23 +155,17 @@ def _blinking_subject():
     return SubjectModel(neutral, close, np.ones(1), np.zeros(1), np.ones(1))
 
 
-def _frontal_params(expression):
-    from styleavatar.tracking.fit import FrameParams
-
-    n = len(expression)
-    return FrameParams(np.ones(n, bool), np.full(n, 0.02), rotation_from_euler(np.zeros((n, 3))),
-                       np.full((n, 3), 0.5), expression, np.zeros((n, 4)))
-
-
 def test_blink_frames_are_the_shut_training_frames_of_different_blinks():
     from styleavatar.data.preprocess import BLINK_GAP, _blink_frames
+    from styleavatar.tracking.face_model import openness_per_eye
 
     shut = np.zeros((60, 1))
     shut[[10, 11, 12, 30, 55], 0] = [0.9, 1.0, 0.95, 0.97, 1.0]  # blinks at 10-12 and 30; 55 is held out
     shut[20, 0] = 0.6  # a squint is not a blink
-    picked = _blink_frames(_frontal_params(shut), _blinking_subject(), range(50))
+    train = np.arange(50)
+    picked = _blink_frames(openness_per_eye(_blinking_subject().shape(shut)), train)
     assert picked.tolist() == [11, 30] and BLINK_GAP > 1  # the most shut of each blink, training frames only
-    assert _blink_frames(_frontal_params(np.zeros((60, 1))), _blinking_subject(), range(50)).size == 0
+    assert _blink_frames(openness_per_eye(_blinking_subject().shape(np.zeros((60, 1)))), train).size == 0
 
 
 def test_texture_frames_pass_over_blinks_and_glances():

@@ -139,17 +139,17 @@ BLINK_GAP = 3
 """Fewest frames between two blink frames picked (so they come from different blinks where there are some)."""
 
 
-def _blink_frames(params: FrameParams, subject: SubjectModel, train: range) -> np.ndarray:
-    """Indices of up to :data:`BLINK_FRAMES` tracked training frames with both eyes shut (under
-    :data:`SHUT_FRACTION` of their median openness), the most shut first, :data:`BLINK_GAP` apart; empty when
-    the person never blinks fully in the training frames."""
-    eyes = openness_per_eye(subject.shape(params.expression))  # (N, 2) right, left
-    idx = np.array([i for i in train if params.tracked[i]], int)
-    if not len(idx):
-        return idx
-    shut = (eyes[idx] < SHUT_FRACTION * np.median(eyes[idx], 0)).all(1)
+def _blink_frames(eyes: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Indices, among ``frames``, of up to :data:`BLINK_FRAMES` with both eyes shut (under :data:`SHUT_FRACTION`
+    of their median openness over ``frames``), the most shut first, :data:`BLINK_GAP` apart; empty when the
+    person never blinks fully in them.
+
+    eyes: (N, 2) openness of each eye in every frame (:func:`openness_per_eye`); frames: (M,) candidates."""
+    if not len(frames):
+        return frames
+    shut = (eyes[frames] < SHUT_FRACTION * np.median(eyes[frames], 0)).all(1)
     picked: list[int] = []
-    for i in idx[shut][np.argsort(eyes[idx[shut]].max(1))]:
+    for i in frames[shut][np.argsort(eyes[frames[shut]].max(1))]:
         if all(abs(i - j) >= BLINK_GAP for j in picked):
             picked.append(int(i))
         if len(picked) == BLINK_FRAMES:
@@ -160,10 +160,12 @@ def _blink_frames(params: FrameParams, subject: SubjectModel, train: range) -> n
 def _bake(video: Path, cfg: PreprocessConfig, crop: CropBox, verts: np.ndarray, params: FrameParams,
           subject: SubjectModel, rasterizer: Rasterizer, train: range) -> tuple[SubjectModel, np.ndarray]:
     """The subject with its textures: open eyes from the most frontal, neutral frames; shut lids from the
-    blinks of the training frames, with the openness of each eye open and shut (none without a blink).
-    Returns it and the indices of the blink frames."""
+    blinks of the tracked training frames, with the openness of each eye open (their median) and shut (the
+    blinks' mean); none without a blink. Returns it and the indices of the blink frames."""
+    eyes = openness_per_eye(subject.shape(params.expression))  # (N, 2) right, left
+    seen = np.array([i for i in train if params.tracked[i]], int)
     opened = set(_texture_frames(params, subject, cfg.texture_frames).tolist())
-    blinks = _blink_frames(params, subject, train)
+    blinks = _blink_frames(eyes, seen)
     wanted = opened | set(blinks.tolist())
     crops: dict[int, np.ndarray] = {}
     for frame in read_frames(video, cfg.fps, max(wanted) + 1):
@@ -174,9 +176,7 @@ def _bake(video: Path, cfg: PreprocessConfig, crop: CropBox, verts: np.ndarray, 
     if not len(blinks):
         return replace(subject, texture=texture), blinks
     closed = bake_closed_eyes(rasterizer, [crops[int(i)] for i in blinks], [verts[i] for i in blinks], texture)
-    eyes = openness_per_eye(subject.shape(params.expression))
-    train_idx = np.array([i for i in train if params.tracked[i]], int)
-    reference = np.stack([np.median(eyes[train_idx], 0), eyes[blinks].mean(0)], 1)  # (2 eyes, open / shut)
+    reference = np.stack([np.median(eyes[seen], 0), eyes[blinks].mean(0)], 1)  # (2 eyes, open / shut)
     return replace(subject, texture=texture, closed_texture=closed, eye_openness=reference), blinks
 
 

@@ -42,8 +42,9 @@ class SubjectModel:
     texture: np.ndarray | None = None
     """(T, T, 3) uint8 RGB texture in UV space, or None before it is baked."""
     closed_texture: np.ndarray | None = None
-    """(T, T, 3) uint8 RGB: the texture as the subject's blinks show the eyes (shut lids); texels the blinks do
-    not show are the open texture's. None: renders keep the open eyes' texture (no blink, or older datasets)."""
+    """(T, T, 3) uint8 RGB: the texture with each eye's region as the subject's blinks show it (shut lids, the
+    unseen opening inpainted from them); elsewhere the open texture's. None: renders keep the open eyes'
+    texture (no blink, or older datasets)."""
     eye_openness: np.ndarray | None = None
     """(2, 2) with ``closed_texture``: per eye (right, left of :data:`EYES`) its openness when open (median of
     the training frames) and when shut (mean of the blinks the closed texture was baked from)."""
