@@ -26,6 +26,22 @@ def test_self_comparison_is_zero_and_shift_grows(drive_clip):
     assert errors[1]["mouth_openness_corr"] < 0.9
 
 
+def test_pose_error_ignores_how_each_head_is_held_and_one_badly_tracked_first_frame(drive_clip):
+    """Another person holds the head otherwise (a constant rotation in every frame): no error. A first
+    frame tracked 6 degrees off is one frame's error, not every frame's (as when motion was taken relative
+    to the first frame)."""
+    from styleavatar.tracking.procrustes import rotation_from_euler
+
+    track = Track.of_video(drive_clip.path, progress=False)
+    p, n = track.params, len(track.params)
+    held = dataclasses.replace(p, rotation=p.rotation @ rotation_from_euler(np.array([8.0, -5.0, 3.0]))[0])
+    assert compare(track, Track(track.landmarks, held, track.subject))["pose_error_deg"] < 1e-3
+    first_off = p.rotation.copy()
+    first_off[0] = first_off[0] @ rotation_from_euler(np.array([0.0, 6.0, 0.0]))[0]
+    off = compare(track, Track(track.landmarks, dataclasses.replace(p, rotation=first_off), track.subject))
+    assert off["pose_error_deg"] < 3 * 6.0 / n, (off["pose_error_deg"], n)
+
+
 def test_range_ratio_tells_a_mouth_that_opens_half_as_far(drive_clip):
     """The correlation cannot see a mouth that follows every move at half the size; the range ratio can."""
     from styleavatar.tracking.face_model import MOUTH

@@ -1,9 +1,11 @@
 """How well an avatar follows its driver, at two levels.
 
 - Image level (:func:`compare`): the output video re-tracked with the project's tracker against the
-  driver's tracking. Motion is compared *relative to each video's first frame*, so it does not depend on
-  who is in the video: head pose error in degrees (APD), expression deformation error in millimetres of
-  the canonical head (AED), signed eye/mouth openness correlation and range ratio (how far the output's
+  driver's tracking. Motion is compared so that it does not depend on who is in the video: head pose
+  error in degrees (APD) once the one constant rotation between the two heads is removed (fitted over all
+  frames: a head held a little lower, or a first frame tracked a few degrees off, is not an error in every
+  frame), expression deformation error in millimetres of the canonical head relative to each video's
+  first frame (AED), signed eye/mouth openness correlation and range ratio (how far the output's
   openness moves against the driver's), and landmark jitter.
 - Mesh level (:func:`mesh_agreement`): the retargeted face model against the driver's, no network
   involved. A fault seen at the image level but not here is the network's; one seen here is retargeting's.
@@ -19,7 +21,7 @@ import numpy as np
 
 from ..tracking.face_model import EYES, MOUTH, NUM_POINTS, brow_raise, openness
 from ..tracking.fit import FrameParams, SubjectModel
-from ..tracking.procrustes import rotation_angle_degrees
+from ..tracking.procrustes import rotation_error_degrees
 from ..tracking.video import driver_config, track_video
 
 
@@ -42,10 +44,6 @@ class Track:
         """(N, 468, 3) expression deformation relative to the first frame, head frame (cm)."""
         shapes = self.subject.shape(self.params.expression)
         return shapes - shapes[:1]
-
-    def relative_rotation(self) -> np.ndarray:
-        """(N, 3, 3) head rotation relative to the first frame."""
-        return _relative_rotation(self.params.rotation)
 
 
 def jitter(landmarks: np.ndarray) -> float:
@@ -74,11 +72,6 @@ def _spread_ratio(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(a.std() / b.std()) if b.std() > 1e-9 else None
 
 
-def _relative_rotation(r: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotations relative to the first frame's."""
-    return r @ r[0].T
-
-
 def mesh_agreement(driver_shapes: np.ndarray, driver: FrameParams, output: FrameParams,
                    subject: SubjectModel) -> dict[str, float | None]:
     """How closely the retargeted face model follows the driver's (no network involved).
@@ -87,12 +80,12 @@ def mesh_agreement(driver_shapes: np.ndarray, driver: FrameParams, output: Frame
         driver_shapes: (N, 468, 3) the driver's head-frame shapes; driver: its N frames (pose).
         output: the avatar's N retargeted frames; subject: the avatar's face model.
     Returns:
-        signed mouth and eye openness correlation, brow raise correlation, head pose error (degrees, motion
-        relative to each side's first frame), the mean |change| of mouth openness per frame and the range of
+        signed mouth and eye openness correlation, brow raise correlation, head pose error (degrees, once the
+        constant rotation between the two heads is removed), the mean |change| of mouth openness per frame and the range of
         eye openness (std), each output / driver.
     """
     shapes = subject.shape(output.expression)
-    pose = rotation_angle_degrees(_relative_rotation(driver.rotation), _relative_rotation(output.rotation))
+    pose = rotation_error_degrees(output.rotation, driver.rotation)
     mouth_d, mouth_o = openness(driver_shapes, MOUTH), openness(shapes, MOUTH)
     step_d = np.abs(np.diff(mouth_d)).mean() if len(mouth_d) > 1 else 0.0
     step_o = np.abs(np.diff(mouth_o)).mean() if len(mouth_o) > 1 else 0.0
@@ -114,12 +107,12 @@ def network_agreement(asked: FrameParams, subject: SubjectModel, output: Track) 
         asked: the N frames the network was given (retargeted parameters); subject: the avatar's face model.
         output: the output video, re-tracked (the shorter of the two sets the frame count).
     Returns:
-        signed mouth and eye openness correlation (model against image) and head pose error (degrees, motion
-        relative to each side's first frame).
+        signed mouth and eye openness correlation (model against image) and head pose error (degrees, once
+        the constant rotation between the two heads is removed).
     """
     n = min(len(asked), len(output.params))
     shapes = subject.shape(asked.expression[:n])
-    pose = rotation_angle_degrees(_relative_rotation(asked.rotation[:n]), output.relative_rotation()[:n])
+    pose = rotation_error_degrees(output.params.rotation[:n], asked.rotation[:n])
     return {
         "net_mouth_corr": _corr(openness(shapes, MOUTH), openness(output.landmarks[:n], MOUTH)),
         "net_eye_corr": _corr(openness(shapes, EYES), openness(output.landmarks[:n], EYES)),
@@ -130,7 +123,7 @@ def network_agreement(asked: FrameParams, subject: SubjectModel, output: Track) 
 def compare(driver: Track, output: Track) -> dict[str, float | None]:
     """Motion agreement of ``output`` with ``driver`` (same frame count; the shorter one sets it)."""
     n = min(len(driver.params), len(output.params))
-    apd = rotation_angle_degrees(driver.relative_rotation()[:n], output.relative_rotation()[:n])
+    apd = rotation_error_degrees(output.params.rotation[:n], driver.params.rotation[:n])
     aed = np.linalg.norm(driver.deformation()[:n] - output.deformation()[:n], axis=2).mean(axis=1) * 10  # cm->mm
     dj, oj = jitter(driver.landmarks[:n]), jitter(output.landmarks[:n])
     eye_d, eye_o = openness(driver.landmarks[:n], EYES), openness(output.landmarks[:n], EYES)
