@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +104,13 @@ def test_fine_tune_from_a_pretrained_run(astro_dataset, tmp_path):
     # nearer the pre-trained loss than half way from a fresh network's (measured: 0.46 / 0.49 / 0.57)
     pre_l1, fine_l1, scratch_l1 = (_losses(r)[-1]["l1"] for r in (pre, fine, scratch))
     assert fine_l1 - pre_l1 < 0.5 * (scratch_l1 - pre_l1), (pre_l1, fine_l1, scratch_l1)
+    # the fine-tuned avatar names what it learnt from: the pre-trained run, its iteration and its datasets
+    pre_config = json.loads((pre / "config.json").read_text())
+    for record in (json.loads((fine / n).read_text())["init"] for n in ("config.json", "avatar.json")):
+        assert Path(record["path"]).parent == pre.resolve() and record["iteration"] == 60, record
+        assert record["dataset_ids"] == pre_config["dataset_ids"] and len(record["datasets"]) == 2
+        assert record["init"] is None
+    assert json.loads((scratch / "avatar.json").read_text())["init"] is None and pre_config["init"] is None
     assert main(_train_args(ds, tmp_path / "kb", 2, ["--init", str(pre), "--known-base"])) == 0  # from a run without
     with pytest.raises(UserError, match="does not match the model size"):
         train([ds], tmp_path / "other", MODEL_PRESETS["small"], TINY_T, iters=1, init=pre, progress=False,

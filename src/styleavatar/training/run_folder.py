@@ -97,14 +97,17 @@ def check_same_data(saved: dict, datasets: list[Dataset]) -> None:
 
 
 def write_run_files(run: Path, mcfg: ModelConfig, tcfg: TrainConfig, datasets: list[Dataset], world: int,
-                    runtime: Runtime | None) -> None:
-    """config.json and each dataset's face model (needed to drive the avatar) in subjects/K/."""
+                    runtime: Runtime | None, init: dict | None = None) -> None:
+    """config.json and each dataset's face model (needed to drive the avatar) in subjects/K/.
+
+    ``init``: the :func:`init_record` of the run it was initialised from (``--init``), or None."""
     run.mkdir(parents=True, exist_ok=True)
     with atomic_file(run / "config.json") as tmp:  # never half a config beside checkpoints
         tmp.write_text(json.dumps({
             "model": to_dict(mcfg), "train": to_dict(tcfg), "datasets": [str(ds.root.resolve()) for ds in datasets],
             "dataset_ids": [dataset_id(ds) for ds in datasets], "world_size": world,
-            "runtime": runtime.to_dict() if runtime else None, "cpu": cpu_info().describe()}, indent=2) + "\n")
+            "runtime": runtime.to_dict() if runtime else None, "cpu": cpu_info().describe(), "init": init},
+            indent=2) + "\n")
     for i, ds in enumerate(datasets):
         copy_subject(ds.root, run / "subjects" / str(i))
 
@@ -118,9 +121,10 @@ def copy_subject(dataset: Path, dst: Path) -> None:
                 shutil.copy2(dataset / name, tmp)
 
 
-def avatar_meta(mcfg: ModelConfig, datasets: list[Dataset], iteration: int) -> dict:
-    """avatar.json: what inference needs besides the weights."""
-    return {"format": AVATAR_FORMAT, "version": VERSION, "iteration": iteration, "model": to_dict(mcfg),
+def avatar_meta(mcfg: ModelConfig, datasets: list[Dataset], iteration: int, init: dict | None = None) -> dict:
+    """avatar.json: what inference needs besides the weights, and the :func:`init_record` of the run it
+    was initialised from (None when trained from scratch): the avatar carries what that run learnt."""
+    return {"init": init, "format": AVATAR_FORMAT, "version": VERSION, "iteration": iteration, "model": to_dict(mcfg),
             "identities": len(datasets), "datasets": [str(ds.root.resolve()) for ds in datasets],
             "subjects": [f"subjects/{i}" for i in range(len(datasets))],
             "crop_box": [ds.meta.get("crop_box") for ds in datasets], "fps": [ds.meta.get("fps") for ds in datasets]}
@@ -172,6 +176,17 @@ def load_newest_usable(run: Path, nets: dict[str, nn.Module], opts: dict[str, to
         except UserError as exc:
             log(f"warning: cannot resume from {path.name} ({exc}); trying the one before")
     raise UserError(f"no usable checkpoint in {run}: all {len(ckpts)} are damaged")
+
+
+def init_record(meta: dict) -> dict:
+    """Where an ``--init`` run's weights came from, from :func:`load_generator_state`'s meta: the file, its
+    iteration, the datasets it trained on (paths, and their source videos' ids when its run folder says),
+    and what *it* was initialised from in turn."""
+    path = Path(meta["path"])
+    saved = path.parent / "config.json"
+    config = json.loads(saved.read_text()) if saved.exists() else {}
+    return {"path": str(path.resolve()), "iteration": meta.get("iteration"), "datasets": meta.get("datasets"),
+            "dataset_ids": config.get("dataset_ids"), "init": config.get("init", meta.get("init"))}
 
 
 def load_generator_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:

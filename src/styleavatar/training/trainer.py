@@ -95,6 +95,7 @@ class Trainer:
             model_cfg, train_cfg, datasets, saved = rf.resumed_config(self.run_dir, train_cfg, datasets)
         self.mcfg, self.tcfg = model_cfg, train_cfg
         self.datasets = [Dataset.open(p) for p in datasets]
+        self.init_from: dict | None = saved.get("init") if saved is not None else None  # rf.init_record
         if saved is not None:
             rf.check_same_data(saved, self.datasets)
         for ds in self.datasets:
@@ -139,6 +140,7 @@ class Trainer:
             raise UserError(f"{path} does not match the model size of this run (preset/options): "
                             f"{wanted - len(loaded)} tensors differ")
         self.G.load_state_dict(loaded, strict=False)
+        self.init_from = rf.init_record(meta)
         self.log(f"initialised from {meta['path']} (iteration {meta.get('iteration', '?')})")
 
     def update_inference_latents(self) -> None:
@@ -199,7 +201,8 @@ class Trainer:
                 "datasets": [str(ds.root.resolve()) for ds in self.datasets],
                 "scalers": {"opt_G": self.opt_G.scaler_state(), "opt_D": self.opt_D.scaler_state()}}
         rf.save_checkpoint(self.run_dir, *self._state(), meta, self.tcfg.keep_checkpoints)
-        rf.save_avatar(self.run_dir, self.G_ema, rf.avatar_meta(self.mcfg, self.datasets, self.iteration))
+        rf.save_avatar(self.run_dir, self.G_ema,
+                       rf.avatar_meta(self.mcfg, self.datasets, self.iteration, self.init_from))
 
     def _resume(self) -> Path:
         path, meta = rf.load_newest_usable(self.run_dir, *self._state(), self.log)
@@ -210,7 +213,8 @@ class Trainer:
 
     def write_run_files(self) -> None:
         if self.dist.main:
-            rf.write_run_files(self.run_dir, self.mcfg, self.tcfg, self.datasets, self.dist.world, self.runtime)
+            rf.write_run_files(self.run_dir, self.mcfg, self.tcfg, self.datasets, self.dist.world, self.runtime,
+                               self.init_from)
 
     def maybe_freeze(self) -> None:
         if self.iteration == self.tcfg.freeze_features_at and not self.G.maps_cached:
