@@ -414,17 +414,18 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                         sample_minutes=1.0, r1_every=4, usable_iterations=300),
     "small": TrainConfig(batch=4, lr=4e-3, gan_lr=2e-3, vgg_size=64, vgg_every=2, vgg_weight=0.02, gan_start=3000,
                          freeze_features_at=5000, usable_iterations=600),
-    "cpu": TrainConfig(batch=4, lr=4e-3, gan_lr=2e-3, vgg_size=128, vgg_every=4, vgg_weight=0.04, gan_start=3000,
-                       freeze_features_at=5000, usable_iterations=1500),
+    "cpu": TrainConfig(batch=4, lr=8e-3, gan_lr=2e-3, vgg_size=128, vgg_every=4, vgg_weight=0.04, gan_start=3000,
+                       freeze_features_at=5000, usable_iterations=700),
     "paper": TrainConfig(batch=4, usable_iterations=20000),
 }
 """Training presets matching MODEL_PRESETS. ``small`` computes its perceptual loss at 64^2: the same held-out
 PSNR per iteration as at 128^2 for a quarter of the cost (AVX2-only CPU, 10-minute demo: 1005 iterations and
 19.1 dB against 563 and 17.4 dB). ``usable_iterations`` come from measured curves (BENCHMARKS.md):
 tiny overfits its test frames in ~300, small's demo is recognisable from ~600 (held-out ~19 dB), cpu reaches
-24 dB held-out on anchor_71s at ~1500; paper: the paper's networks train for tens of thousands. ``cpu`` trains at
-twice the paper's learning rate until the GAN starts (then the paper's, ``gan_lr``) and weights its perceptual
+24 dB held-out on anchor_71s at ~700; paper: the paper's networks train for tens of thousands. ``cpu`` trains at
+four times the paper's learning rate until the GAN starts (then the paper's, ``gan_lr``) and weights its perceptual
 loss 0.04, the paper's per-iteration weight since it runs every 4th step (BENCHMARKS.md, "recipe ablation":
-at 1200 iterations on anchor_71s, held-out +1.26 dB and LPIPS -0.013 from the rate, LPIPS -0.017 from the weight,
-at the same cost per step). ``small`` takes the same recipe (its perceptual loss runs every 2nd step, so 0.02):
+at 1200 iterations on anchor_71s, held-out +1.26 dB and LPIPS -0.013 from twice the rate, LPIPS -0.017 from the
+weight, at the same cost per step; "learning rate x4": 30 minutes on an AVX2 CPU, +1.08 dB, LPIPS -0.042 against
+twice the rate, the eyes closing less deep). ``small`` takes the recipe with twice the rate (its perceptual loss runs every 2nd step, so 0.02):
 the 10-minute demo went from 24.1 dB, LPIPS 0.091 in 1846 iterations to 25.1 dB, LPIPS 0.072 in 1413."""
