@@ -427,5 +427,6 @@ four times the paper's learning rate until the GAN starts (then the paper's, ``g
 loss 0.04, the paper's per-iteration weight since it runs every 4th step (BENCHMARKS.md, "recipe ablation":
 at 1200 iterations on anchor_71s, held-out +1.26 dB and LPIPS -0.013 from twice the rate, LPIPS -0.017 from the
 weight, at the same cost per step; "learning rate x4": 30 minutes on an AVX2 CPU, +1.08 dB, LPIPS -0.042 against
-twice the rate, the eyes closing less deep). ``small`` takes the recipe with twice the rate (its perceptual loss runs every 2nd step, so 0.02):
+twice the rate, the eyes closing less deep). ``small`` takes the recipe with twice the rate (its perceptual
+loss runs every 2nd step, so 0.02):
 the 10-minute demo went from 24.1 dB, LPIPS 0.091 in 1846 iterations to 25.1 dB, LPIPS 0.072 in 1413."""

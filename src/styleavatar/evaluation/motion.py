@@ -81,8 +81,8 @@ def mesh_agreement(driver_shapes: np.ndarray, driver: FrameParams, output: Frame
         output: the avatar's N retargeted frames; subject: the avatar's face model.
     Returns:
         signed mouth and eye openness correlation, brow raise correlation, head pose error (degrees, once the
-        constant rotation between the two heads is removed), the mean |change| of mouth openness per frame and the range of
-        eye openness (std), each output / driver.
+        constant rotation between the two heads is removed), the mean |change| of mouth openness per frame and
+        the range of eye openness (std), each output / driver.
     """
     shapes = subject.shape(output.expression)
     pose = rotation_error_degrees(output.rotation, driver.rotation)
