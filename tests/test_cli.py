@@ -64,6 +64,7 @@ def test_every_option_of_every_command_is_explained():
     parser = build_parser()
     for name, sub in parser._subparsers._group_actions[0].choices.items():
         assert sub.description, name
+        assert "%%" not in sub.format_help(), f"{name}: a literal %% in the help (argparse escapes only option help)"
         for action in sub._actions:
             assert action.help, (name, action.dest)
             assert action.help == argparse.SUPPRESS or len(action.help) > 8, (name, action.dest)

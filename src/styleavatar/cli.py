@@ -110,7 +110,7 @@ def _run_preprocess(args: argparse.Namespace) -> None:
 def _train_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="learn an avatar from one or more preprocessed datasets",
-        description="Train the StyleAvatar networks on the train split (first 80%%) of each dataset. The run "
+        description="Train the StyleAvatar networks on the train split (first 80%) of each dataset. The run "
                     "folder gets the resolved config, resumable checkpoints, avatar.safetensors (what reenact, "
                     "export and live use), TensorBoard logs and samples/ PNG strips. Several datasets train one "
                     "model with one identity code each (pre-training); --init fine-tunes from such a run.")
@@ -463,7 +463,7 @@ def _run_distill(args: argparse.Namespace) -> None:
 def _evaluate_parser(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="score an avatar on its held-out frames and on cross-driving; write an HTML report",
-        description="Self-reenactment on the dataset's test split (last 20%%, never trained on): PSNR, SSIM, "
+        description="Self-reenactment on the dataset's test split (last 20%, never trained on): PSNR, SSIM, "
                     "LPIPS (AlexNet) and L1 on the full frame and on the person only, and PSNR of the eyes and "
                     "mouth (soft ellipses around the tracked lids and lips). Cross-reenactment for "
                     "each --drive video, at two levels: the retargeted face model against the driver's (mesh: "
