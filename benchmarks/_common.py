@@ -16,13 +16,18 @@ fp32 matrix product runs at ~220 GFLOP/s on AVX-512 here, with it at ~128)."""
 
 
 def cpu_class() -> str:
-    """'AVX-512, native bf16' or 'AVX2 only (...)': the CPU class a figure belongs to, as PyTorch sees it."""
+    """'AVX-512, native bf16' or 'AVX2 only (...)': the CPU class a figure belongs to, as PyTorch sees it.
+
+    An x86 CPU whose bf16 is ``avx512_bf16`` alone (no AMX tiles) is a class of its own: there bf16 convolutions
+    measured slower than fp32 (a 2-core Xeon, 2026-12-02), where with AMX they are the faster choice."""
     from styleavatar.runtime import cpu_info
 
     info = cpu_info()
     restricted = " ".join(f"{k}={os.environ[k]}" for k in RESTRICT_ENV if k in os.environ)
     level = {"AVX512": "AVX-512", "AVX2": "AVX2 only"}.get(info.torch_capability, info.torch_capability)
     bf16 = "native bf16" if info.native_bf16 else "no native bf16"
+    if info.native_bf16 and "avx512_bf16" in info.flags and "amx_bf16" not in info.flags:
+        bf16 += " without AMX"
     return f"{level}, {bf16}" + (f" (restricted: {restricted})" if restricted else "")
 
 
