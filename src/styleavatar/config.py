@@ -412,7 +412,7 @@ design."""
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(batch=2, gan_start=200, freeze_features_at=100000, snapshot_minutes=1.0,
                         sample_minutes=1.0, r1_every=4, usable_iterations=300),
-    "small": TrainConfig(batch=4, lr=4e-3, gan_lr=2e-3, vgg_size=64, vgg_every=2, vgg_weight=0.02, gan_start=3000,
+    "small": TrainConfig(batch=4, lr=8e-3, gan_lr=2e-3, vgg_size=64, vgg_every=2, vgg_weight=0.02, gan_start=3000,
                          freeze_features_at=5000, usable_iterations=600),
     "cpu": TrainConfig(batch=4, lr=8e-3, gan_lr=2e-3, vgg_size=128, vgg_every=4, vgg_weight=0.04, gan_start=3000,
                        freeze_features_at=5000, usable_iterations=700),
@@ -427,6 +427,6 @@ four times the paper's learning rate until the GAN starts (then the paper's, ``g
 loss 0.04, the paper's per-iteration weight since it runs every 4th step (BENCHMARKS.md, "recipe ablation":
 at 1200 iterations on anchor_71s, held-out +1.26 dB and LPIPS -0.013 from twice the rate, LPIPS -0.017 from the
 weight, at the same cost per step; "learning rate x4": 30 minutes on an AVX2 CPU, +1.08 dB, LPIPS -0.042 against
-twice the rate, the eyes closing less deep). ``small`` takes the recipe with twice the rate (its perceptual
-loss runs every 2nd step, so 0.02):
-the 10-minute demo went from 24.1 dB, LPIPS 0.091 in 1846 iterations to 25.1 dB, LPIPS 0.072 in 1413."""
+twice the rate, the eyes closing less deep). ``small`` takes the same recipe (its perceptual loss runs every
+2nd step, so 0.02): twice the rate took the 10-minute demo from 24.1 dB, LPIPS 0.091 in 1846 iterations to
+25.1 dB, LPIPS 0.072 in 1413; four times, from 25.7 dB, LPIPS 0.066 to 27.1 dB, LPIPS 0.055 in 1555 each."""
