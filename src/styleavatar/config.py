@@ -196,7 +196,8 @@ class TrainConfig:
     """AdamW learning rate of the generator (and of the discriminator, unless ``gan_lr`` is set)."""
     gan_lr: float | None = None
     """Learning rate of both networks from ``gan_start`` on (None: ``lr`` throughout): the reconstruction-only
-    start takes a higher rate than adversarial training does."""
+    start takes a higher rate than adversarial training does. With ``gan_weight`` 0 the generator's rate still
+    drops to it at ``gan_start``."""
     beta1: float = 0.0
     """AdamW beta1."""
     beta2: float = 0.99
@@ -413,9 +414,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(batch=2, gan_start=200, freeze_features_at=100000, snapshot_minutes=1.0,
                         sample_minutes=1.0, r1_every=4, usable_iterations=300),
     "small": TrainConfig(batch=4, lr=8e-3, gan_lr=2e-3, vgg_size=64, vgg_every=2, vgg_weight=0.02, gan_start=3000,
-                         freeze_features_at=5000, usable_iterations=600),
+                         gan_weight=0.0, freeze_features_at=5000, usable_iterations=600),
     "cpu": TrainConfig(batch=4, lr=8e-3, gan_lr=2e-3, vgg_size=128, vgg_every=4, vgg_weight=0.04, gan_start=3000,
-                       freeze_features_at=5000, usable_iterations=700),
+                       gan_weight=0.0, freeze_features_at=5000, usable_iterations=700),
     "paper": TrainConfig(batch=4, usable_iterations=20000),
 }
 """Training presets matching MODEL_PRESETS. ``small`` computes its perceptual loss at 64^2: the same held-out
@@ -429,4 +430,9 @@ at 1200 iterations on anchor_71s, held-out +1.26 dB and LPIPS -0.013 from twice 
 weight, at the same cost per step; "learning rate x4": 30 minutes on an AVX2 CPU, +1.08 dB, LPIPS -0.042 against
 twice the rate, the eyes closing less deep). ``small`` takes the same recipe (its perceptual loss runs every
 2nd step, so 0.02): twice the rate took the 10-minute demo from 24.1 dB, LPIPS 0.091 in 1846 iterations to
-25.1 dB, LPIPS 0.072 in 1413; four times, from 25.7 dB, LPIPS 0.066 to 27.1 dB, LPIPS 0.055 in 1555 each."""
+25.1 dB, LPIPS 0.072 in 1413; four times, from 25.7 dB, LPIPS 0.066 to 27.1 dB, LPIPS 0.055 in 1555 each.
+Both train without the discriminator (``gan_weight`` 0; the rate still drops to ``gan_lr`` at ``gan_start``):
+started at iteration 3000 of a `cpu` hour, it had not told real from generated frames after 700 steps (logits
+equal to 0.001) and cost a quarter of the speed; the last 15 minutes without it scored 26.94 dB, LPIPS 0.086
+against 26.77, 0.086 with it (BENCHMARKS.md, "the `cpu` preset for an hour"). ``paper`` keeps the GAN;
+``--gan-weight 1`` turns it back on."""

@@ -36,7 +36,7 @@ def test_preset_forward_and_one_training_step(preset):
     losses, fake = generator_step(G, opt_g, b, t, rt, 0, vgg, D)
     assert set(losses) == {"l1", "mask", "vgg", "gan"} and all(map(torch.isfinite, map(torch.tensor, losses.values())))
     d = discriminator_step(D, opt_d, b, fake, t, rt, 0)
-    assert set(d) == {"d", "r1"}  # iteration 0: the lazy R1 runs
+    assert set(d) == {"d", "d_gap", "r1"}  # iteration 0: the lazy R1 runs
     update_ema(ema, G, t.ema_decay, 0)
     if m.known_base:  # the correction's gain starts at 0: the decoder gets its first gradient in step 2
         assert float(G.correction_gain.detach()) != 0

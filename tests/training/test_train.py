@@ -39,6 +39,8 @@ def test_training_reduces_the_loss_and_writes_the_run(astro_dataset, tmp_path):
     first, last = sum(r["l1"] for r in rows[:2]) / 2, sum(r["l1"] for r in rows[-2:]) / 2
     assert last < 0.8 * first, (first, last)
     assert summary.iterations == 60 and "gan" in summary.losses and "d" in summary.losses
+    # losses computed every 2nd step (perceptual, R1) are in every logged row, with their last value
+    assert all("vgg" in r for r in rows) and all({"r1", "d_gap"} <= set(r) for r in rows if r["iteration"] > 30)
     assert summary.evals[-1]["psnr"] > summary.evals[0]["psnr"] + 3, summary.evals
     for name in ("config.json", "avatar.safetensors", "avatar.json", "subjects/0/face_model.safetensors",
                  "subjects/0/face_model.json"):

@@ -106,10 +106,13 @@ def generator_step(G: nn.Module, opt: Optimiser, b: Batch, t: TrainConfig, rt: R
 def discriminator_step(D: nn.Module, opt: Optimiser, b: Batch, fake: torch.Tensor, t: TrainConfig, rt: Runtime,
                        iteration: int) -> dict[str, torch.Tensor]:
     """One discriminator update: real frames of ``b`` against ``fake`` (B, 3, out, out), R1 every ``r1_every``.
-    Returns detached 0-d loss tensors, like :func:`generator_step`."""
+    Returns detached 0-d tensors, like :func:`generator_step`: the loss ``d``, ``d_gap`` (mean logit of the real
+    frames minus that of the generated ones: near 0 while the discriminator cannot tell them apart) and, on R1
+    iterations, ``r1``."""
     with rt.autocast():
-        loss = discriminator_loss(D(b.image, b.render_window).float(), D(fake, b.render_window).float())
-    out = {"d": loss.detach()}
+        real_logits, fake_logits = D(b.image, b.render_window).float(), D(fake, b.render_window).float()
+        loss = discriminator_loss(real_logits, fake_logits)
+    out = {"d": loss.detach(), "d_gap": (real_logits.mean() - fake_logits.mean()).detach()}
     if t.r1_gamma > 0 and iteration % t.r1_every == 0:
         real = b.image.detach().requires_grad_(True)
         r1 = r1_penalty(D(real, b.render_window), real)  # fp32: the penalty needs precise gradients

@@ -320,7 +320,9 @@ class _Loop:
         self.last = {"snapshot": self.start, "sample": -math.inf, "log": self.start,
                      "eval": self.start if tr.iteration else -math.inf}
         self.first_iteration = self.logged_iteration = tr.iteration
-        self.losses: dict[str, torch.Tensor] = {}  # the last step's, on the device (read when logged)
+        # The last value of each loss, on the device (read when logged): the perceptual loss and R1 run every few
+        # steps only, so they keep their last value in between instead of missing from most logged rows.
+        self.losses: dict[str, torch.Tensor] = {}
         self.evals: list[dict] = []
         self.speed_checked, self.warning = False, None
 
@@ -359,9 +361,10 @@ class _Loop:
         b = next(self.stream).to(tr.device, tr.runtime.channels_last)
         D = tr.D if t.gan_weight > 0 and tr.iteration >= t.gan_start else None
         tr.opt_G.set_lr(t.lr_at(tr.iteration))
-        self.losses, fake = generator_step(tr.G, tr.opt_G, b, t, tr.runtime, tr.iteration, tr.vgg, D)
+        losses, fake = generator_step(tr.G, tr.opt_G, b, t, tr.runtime, tr.iteration, tr.vgg, D)
         if D is not None:
-            self.losses.update(discriminator_step(D, tr.opt_D, b, fake, t, tr.runtime, tr.iteration))
+            losses.update(discriminator_step(D, tr.opt_D, b, fake, t, tr.runtime, tr.iteration))
+        self.losses.update(losses)
         update_ema(tr.G_ema, tr.G, t.ema_decay, tr.iteration)
         tr.iteration += 1
         self.bar.update(1 if self.iters is not None else max(0, round(tr.elapsed) - self.bar.n))
