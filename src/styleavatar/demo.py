@@ -96,8 +96,10 @@ def run_demo(folder: str | Path = "demo_output", minutes: float = 10.0, train_se
         log(preprocess(train_clip, dataset, pcfg, force=True, progress=progress).describe())
     run = folder / "run"
     _step(log, 3, f"train ({preset} preset, {minutes:g} min budget)")
+    # Short runs: no GAN (the tiny smoke preset's would start at iteration 200; small trains without one) and
+    # the rate stays at ``lr`` for the whole budget.
     tcfg = dataclasses.replace(TRAIN_PRESETS[preset], eval_minutes=max(minutes / 5, 1.0), eval_frames=32,
-                               gan_start=10**9)  # short runs are better without the GAN
+                               gan_start=10**9)
     summary = train([dataset], run, MODEL_PRESETS[preset], tcfg, minutes=minutes, resume=run.exists(),
                     progress=progress, log=log)
     log(summary.describe())
