@@ -228,3 +228,19 @@ def test_the_gan_phase_switches_the_learning_rate_and_checkpoints_it(astro_datas
     ratio = cfg.r1_every / (cfg.r1_every + 1)  # lazy R1
     assert meta["opt_D"]["param_groups"][0]["lr"] == 1e-3 * ratio
     assert meta["scalers"] == {"opt_G": {}, "opt_D": {}}  # no loss scaling outside fp16
+
+
+def test_a_run_without_the_gan_has_no_discriminator_and_can_resume_with_one(astro_dataset, tmp_path):
+    run, logs = tmp_path / "nogan", []
+    cfg = dataclasses.replace(TINY_T, gan_weight=0.0, gan_start=2)
+    train([astro_dataset.output], run, TINY_M, cfg, iters=3, progress=False, log=logs.append)
+    tensors, meta = load_tensors(list_checkpoints(run)[-1], "styleavatar-checkpoint")
+    assert not any(k.startswith("D.") or k.startswith("opt_D.") for k in tensors) and "opt_D" not in meta
+    assert any(k.startswith("G_ema.") for k in tensors) and "opt_G" in meta
+    saved = json.loads((run / "config.json").read_text())
+    saved["train"]["gan_weight"] = 1.0  # the documented way to change a resumed run's settings
+    (run / "config.json").write_text(json.dumps(saved))
+    train([astro_dataset.output], run, TINY_M, cfg, iters=5, resume=True, progress=False, log=logs.append)
+    assert any("a new one starts here" in line for line in logs)
+    tensors, meta = load_tensors(list_checkpoints(run)[-1], "styleavatar-checkpoint")
+    assert meta["iteration"] == 5 and any(k.startswith("D.") for k in tensors) and "opt_D" in meta

@@ -3,7 +3,8 @@
 Run folder layout::
 
     RUN/config.json            resolved model + training config, datasets and their ids, runtime, CPU
-    RUN/ckpt-NNNNNNNN.*        resumable checkpoints (generator, EMA, discriminator, optimisers, RNG)
+    RUN/ckpt-NNNNNNNN.*        resumable checkpoints (generator, EMA, discriminator when training with the GAN,
+                               optimisers, RNG)
     RUN/avatar.safetensors     the EMA generator with cached feature maps: what inference loads
     RUN/avatar.json
     RUN/subjects/K/            face model, per-frame parameters and meta of dataset K (to drive the avatar)
@@ -18,7 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import torch
@@ -151,28 +152,34 @@ def save_checkpoint(run: Path, nets: dict[str, nn.Module], opts: dict[str, torch
     prune_checkpoints(run, keep)
 
 
-def load_checkpoint(path: Path, nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer]) -> dict:
-    """Restore what :func:`save_checkpoint` wrote into ``nets`` and ``opts``; returns its meta."""
+def load_checkpoint(path: Path, nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer],
+                    optional: Collection[str] = ()) -> dict:
+    """Restore what :func:`save_checkpoint` wrote into ``nets`` and ``opts``; returns its meta. A name in
+    ``optional`` that the checkpoint lacks keeps its fresh state."""
     tensors, meta = load_tensors(path, CHECKPOINT_FORMAT)
     for name, net in nets.items():
         state = unprefixed(tensors, name)
+        if not state and name in optional:
+            continue
         if bool(state.get("features_frozen", False)):
             net.freeze_features()  # the same parameters stop training as in the original run
         net.load_state_dict(state)
     for name, opt in opts.items():
+        if name not in meta and name in optional:
+            continue
         load_optimizer_state(opt, name, tensors, meta[name])
     torch.set_rng_state(tensors["rng.torch"])
     return meta
 
 
 def load_newest_usable(run: Path, nets: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer],
-                       log) -> tuple[Path, dict]:
+                       log, optional: Collection[str] = ()) -> tuple[Path, dict]:
     """Load the newest checkpoint that reads whole, falling back to older ones (a power cut can leave the
-    newest damaged); returns its path and meta."""
+    newest damaged); returns its path and meta. ``optional``: see :func:`load_checkpoint`."""
     ckpts = list_checkpoints(run)
     for path in reversed(ckpts):
         try:
-            return path, load_checkpoint(path, nets, opts)
+            return path, load_checkpoint(path, nets, opts, optional)
         except UserError as exc:
             log(f"warning: cannot resume from {path.name} ({exc}); trying the one before")
     raise UserError(f"no usable checkpoint in {run}: all {len(ckpts)} are damaged")

@@ -63,6 +63,9 @@ class TrainSummary:
         return text + (f"\n  warning: {self.warning}" if self.warning else "")
 
 
+OPTIONAL_STATE = frozenset({"D", "opt_D"})
+"""Checkpoint entries a resumed run may lack: a run without the GAN writes no discriminator, and one resumed
+with ``gan_weight`` > 0 then starts it afresh."""
 AGREE_EVERY = 8
 """With several processes, time-based events (stop, snapshot, sample, eval) are agreed every this many
 iterations: an event comes at most this many iterations late, and the processes sync that much less."""
@@ -118,12 +121,15 @@ class Trainer:
             self._load_init(init)
         ddp.broadcast_module(self.G, self.dist)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.D = Discriminator(m.output_size, m.disc_channels).to(self.device)
-        ddp.broadcast_module(self.D, self.dist)
         fused = self.device.type == "cuda"
         self.opt_G = Optimiser(self.G, adamw(self.G.parameters(), t, fused=fused), t.grad_clip, self.dist)
-        self.opt_D = Optimiser(self.D, adamw(self.D.parameters(), t, lazy_every=t.r1_every, fused=fused,
-                                             lr=t.lr_at(t.gan_start)), t.grad_clip, self.dist)
+        self.D: Discriminator | None = None  # only where its loss counts: checkpoints stay generator-sized
+        self.opt_D: Optimiser | None = None
+        if t.gan_weight > 0:
+            self.D = Discriminator(m.output_size, m.disc_channels).to(self.device)
+            ddp.broadcast_module(self.D, self.dist)
+            self.opt_D = Optimiser(self.D, adamw(self.D.parameters(), t, lazy_every=t.r1_every, fused=fused,
+                                                 lr=t.lr_at(t.gan_start)), t.grad_clip, self.dist)
         self.vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size).to(self.device) if t.vgg_weight > 0 else None
 
     def _load_init(self, path: Path) -> None:
@@ -175,21 +181,26 @@ class Trainer:
         rows = np.arange(min(t.batch, len(store)))
         probe = make_batch(store, rows, [(0, 0)] * len(rows), self.mcfg)
 
-        make_step = probe_steps(self.G, self.vgg, probe, self.device, others=(self.D,))
+        make_step = probe_steps(self.G, self.vgg, probe, self.device, others=(self.D,) if self.D is not None else ())
         rt = choose(self.device, make_step, t.precision, t.channels_last, threads=t.threads)
         if self.dist.world > 1:  # every process must run the same way: rank 0's choice wins
             rt = ddp.broadcast_object(rt, self.dist)
         rt.apply_layout(self.G, self.D, self.vgg)
         self.runtime = rt
         self.opt_G.use_runtime(rt, self.scaler_states.get("opt_G"))
-        self.opt_D.use_runtime(rt, self.scaler_states.get("opt_D"))
+        if self.opt_D is not None:
+            self.opt_D.use_runtime(rt, self.scaler_states.get("opt_D"))
         self.log(f"runtime: {device_name(self.device)}; {rt.describe()}")
         return rt
 
     # ------------------------------------------------------------------------------- checkpoints
     def _state(self) -> tuple[dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
-        """What a checkpoint holds, by name."""
-        return {"G": self.G, "G_ema": self.G_ema, "D": self.D}, {"opt_G": self.opt_G.opt, "opt_D": self.opt_D.opt}
+        """What a checkpoint holds, by name (the discriminator and its optimiser only when there is one)."""
+        nets = {"G": self.G, "G_ema": self.G_ema} | ({"D": self.D} if self.D is not None else {})
+        return nets, {name: opt.opt for name, opt in self._optimisers().items()}
+
+    def _optimisers(self) -> dict[str, Optimiser]:
+        return {"opt_G": self.opt_G} | ({"opt_D": self.opt_D} if self.opt_D is not None else {})
 
     def snapshot(self) -> None:
         """A resumable checkpoint and the avatar file (rank 0 only)."""
@@ -199,13 +210,15 @@ class Trainer:
         meta = {"iteration": self.iteration, "elapsed_s": self.elapsed, "model": to_dict(self.mcfg),
                 "train": to_dict(self.tcfg), "identities": len(self.datasets),
                 "datasets": [str(ds.root.resolve()) for ds in self.datasets],
-                "scalers": {"opt_G": self.opt_G.scaler_state(), "opt_D": self.opt_D.scaler_state()}}
+                "scalers": {name: opt.scaler_state() for name, opt in self._optimisers().items()}}
         rf.save_checkpoint(self.run_dir, *self._state(), meta, self.tcfg.keep_checkpoints)
         rf.save_avatar(self.run_dir, self.G_ema,
                        rf.avatar_meta(self.mcfg, self.datasets, self.iteration, self.init_from))
 
     def _resume(self) -> Path:
-        path, meta = rf.load_newest_usable(self.run_dir, *self._state(), self.log)
+        path, meta = rf.load_newest_usable(self.run_dir, *self._state(), self.log, optional=OPTIONAL_STATE)
+        if self.D is not None and "opt_D" not in meta:
+            self.log(f"{path.name} has no discriminator (it trained without the GAN): a new one starts here")
         self.iteration, self.elapsed = int(meta["iteration"]), float(meta["elapsed_s"])
         self.scaler_states = meta.get("scalers", {})  # applied once the runtime is chosen (fp16 only)
         self.log(f"resuming {self.run_dir} at iteration {self.iteration} ({self.elapsed / 60:.1f} min trained)")
@@ -359,7 +372,7 @@ class _Loop:
         tr, t = self.tr, self.tr.tcfg
         tr.maybe_freeze()
         b = next(self.stream).to(tr.device, tr.runtime.channels_last)
-        D = tr.D if t.gan_weight > 0 and tr.iteration >= t.gan_start else None
+        D = tr.D if tr.iteration >= t.gan_start else None  # built only when gan_weight > 0
         tr.opt_G.set_lr(t.lr_at(tr.iteration))
         losses, fake = generator_step(tr.G, tr.opt_G, b, t, tr.runtime, tr.iteration, tr.vgg, D)
         if D is not None:
@@ -435,7 +448,7 @@ class _Loop:
         if self.test_store is not None:
             self.evals.append(_log_eval(tr, self.test_store, self.writer, self.log_file))
         if tr.dist.world > 1:
-            diff = max(ddp.replica_difference(tr.G, tr.dist), ddp.replica_difference(tr.D, tr.dist))
+            diff = max(ddp.replica_difference(net, tr.dist) for net in (tr.G, tr.D) if net is not None)
             if self.log_file is not None:
                 self.log_file.write(json.dumps({"replicas": {"world_size": tr.dist.world, "max_abs_diff": diff}})
                                     + "\n")
