@@ -135,6 +135,10 @@ class ModelConfig:
     """Dimension of the latent codes (mapping network width)."""
     mapping_layers: int = 4
     """Linear layers of the mapping networks."""
+    frame_code_octaves: int = 32
+    """Octaves of the frame code (paper: z_tmp) the network sees; the higher ones are zeroed. 32 gives every
+    frame its own code, which the network can use to memorise that frame; fewer keep only slow drift (light,
+    framing), octave k varying over about 10000 / 2^k frames."""
     disc_max_channels: int = 128
     """Widest layer of the discriminator."""
     noise: bool = True

@@ -1,11 +1,14 @@
 """Shapes and ranges of every network at the tiny preset; neural texture and noise move with the face."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from styleavatar.config import MODEL_PRESETS
-from styleavatar.models.avatar import AvatarNet
+from styleavatar.models.avatar import FRAME_CODE_OCTAVES, AvatarNet, frame_code, frame_code_time
+from styleavatar.models.ops import positional_encoding
 from styleavatar.models.stylegan import Discriminator, FeatureGenerator
 from styleavatar.models.styleunet import StyleUNet
 
@@ -189,6 +192,22 @@ def test_inference_latent_is_the_mean_of_the_training_frames_and_old_files_load(
     per_frame, _ = fresh.styles(frames, ident)
     assert torch.allclose(w_mean, per_frame.mean(0, keepdim=True).expand(2, -1), atol=1e-6)
     assert not torch.allclose(w_mean[:1], w_paper, atol=1e-3)
+
+
+def test_frame_code_keeps_only_its_octaves_and_loads_across_bandwidths(net):
+    frames = torch.tensor([0, 1, 2, 500])
+    full = frame_code(frames, FRAME_CODE_OCTAVES)
+    assert torch.equal(full, positional_encoding(frame_code_time(frames), FRAME_CODE_OCTAVES))
+    slow = frame_code(frames, 4)  # octave 3 varies over ~1250 frames: neighbours share a code, far ones do not
+    assert (slow[:, 4:FRAME_CODE_OCTAVES] == 0).all() and (slow[:, FRAME_CODE_OCTAVES + 4:] == 0).all()
+    assert torch.equal(slow[:, :4], full[:, :4])
+    assert (slow[1] - slow[0]).abs().max() < 0.01 < (slow[3] - slow[0]).abs().max()
+    assert (full[1] - full[0]).abs().max() > 1.0  # every frame its own code
+    narrow = AvatarNet(dataclasses.replace(CFG, frame_code_octaves=4), identities=2).eval()
+    narrow.load_state_dict(net.state_dict())  # the same weights, a different input
+    neighbours, ident = torch.tensor([100, 101]), torch.zeros(2, dtype=torch.long)
+    w_narrow, w_full = (m.styles(neighbours, ident)[0] for m in (narrow, net))
+    assert (w_narrow[1] - w_narrow[0]).abs().max() < 0.1 * (w_full[1] - w_full[0]).abs().max()
 
 
 class _HostRead(AssertionError):

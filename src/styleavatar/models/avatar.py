@@ -28,6 +28,8 @@ from .styleunet import StyleUNet
 
 FRAME_CODE_DIVISOR = 5000.0
 """The frame code is the positional encoding of frame_index / 5000 (paper: z_tmp)."""
+FRAME_CODE_OCTAVES = 32
+"""Octaves of the frame code's positional encoding (its width is twice this)."""
 INFERENCE_FRAME = -1
 """A frame index that asks for the inference latent: the mean frame latent of the identity's training frames
 (see :meth:`AvatarNet.set_inference_latents`), or the paper's code t = 0.5 before that is set."""
@@ -42,6 +44,14 @@ def frame_code_time(frame_index: torch.Tensor) -> torch.Tensor:
     return frame_index.to(torch.float64) / FRAME_CODE_DIVISOR
 
 
+def frame_code(frame_index: torch.Tensor, octaves: int) -> torch.Tensor:
+    """(B,) frame indices -> (B, 2 * FRAME_CODE_OCTAVES) positional code with the octaves from ``octaves``
+    up set to 0 (the input width stays the same, so weights of any bandwidth load into any other)."""
+    code = positional_encoding(frame_code_time(frame_index), FRAME_CODE_OCTAVES)
+    keep = (torch.arange(FRAME_CODE_OCTAVES, device=code.device) < octaves).repeat(2)  # sin block, cos block
+    return code * keep.to(code.dtype)
+
+
 class AvatarNet(nn.Module):
     """Feature generators + render StyleUNet + blend + image StyleUNet. See the module docstring."""
 
@@ -53,7 +63,7 @@ class AvatarNet(nn.Module):
         self.cfg = cfg
         self.identities = identities
         ch, c, s = cfg.channels, cfg.feature_channels, cfg.style_dim
-        self.map_frame = MappingNetwork(128, s, cfg.mapping_layers)
+        self.map_frame = MappingNetwork(2 * FRAME_CODE_OCTAVES + 64, s, cfg.mapping_layers)
         self.map_identity = MappingNetwork(64, s, cfg.mapping_layers)
         self.face_generator = FeatureGenerator(cfg.uv_size, c, ch, s)
         self.background_generator = FeatureGenerator(cfg.canvas, c, ch, s)
@@ -99,7 +109,7 @@ class AvatarNet(nn.Module):
         id_code = positional_encoding((identity.to(torch.float64) + 0.5) / MAX_IDENTITIES)
         asked = frame_index == INFERENCE_FRAME
         frames = torch.where(asked, torch.full_like(frame_index, int(FRAME_CODE_DIVISOR // 2)), frame_index)
-        w = self.map_frame(torch.cat([positional_encoding(frame_code_time(frames)), id_code], dim=1))
+        w = self.map_frame(torch.cat([frame_code(frames, self.cfg.frame_code_octaves), id_code], dim=1))
         if self.latents_set:
             w = torch.where(asked[:, None], self.inference_latents[identity].to(w.dtype), w)
         return w, self.map_identity(id_code)
