@@ -200,6 +200,7 @@ class Trainer:
         return nets, {name: opt.opt for name, opt in self._optimisers().items()}
 
     def _optimisers(self) -> dict[str, Optimiser]:
+        """The optimisers by checkpoint name (the discriminator's only when there is one)."""
         return {"opt_G": self.opt_G} | ({"opt_D": self.opt_D} if self.opt_D is not None else {})
 
     def snapshot(self) -> None:
