@@ -26,11 +26,11 @@ def _generator_loss(G: nn.Module, vgg: nn.Module | None, b: Batch, vgg_weight: f
 
 
 def probe_steps(G: nn.Module, vgg: nn.Module | None, batch: Batch, device: torch.device,
-                others: tuple[nn.Module, ...] = ()) -> Callable[[str, bool], Callable[[], None]]:
+                others: tuple[nn.Module | None, ...] = ()) -> Callable[[str, bool], Callable[[], None]]:
     """``make_step(precision, channels_last)`` for :func:`styleavatar.runtime.choose`.
 
-    Each step first puts G, the perceptual network and ``others`` (the discriminator) in that step's
-    memory layout, so the candidates can be interleaved.
+    Each step first puts G, the perceptual network and ``others`` (the discriminator; None: skipped) in that
+    step's memory layout, so the candidates can be interleaved.
     """
     def make_step(precision: str, channels_last: bool) -> Callable[[], None]:
         rt = Runtime(str(device), precision, channels_last, 0, "")

@@ -181,7 +181,7 @@ class Trainer:
         rows = np.arange(min(t.batch, len(store)))
         probe = make_batch(store, rows, [(0, 0)] * len(rows), self.mcfg)
 
-        make_step = probe_steps(self.G, self.vgg, probe, self.device, others=(self.D,) if self.D is not None else ())
+        make_step = probe_steps(self.G, self.vgg, probe, self.device, others=(self.D,))
         rt = choose(self.device, make_step, t.precision, t.channels_last, threads=t.threads)
         if self.dist.world > 1:  # every process must run the same way: rank 0's choice wins
             rt = ddp.broadcast_object(rt, self.dist)
