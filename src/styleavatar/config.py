@@ -139,8 +139,9 @@ class ModelConfig:
     """Octaves of the frame code (paper: z_tmp) the network sees; the higher ones are zeroed. 32 gives every
     frame its own code, which the network can use to memorise that frame; fewer keep only slow drift (light,
     framing), octave k varying over about 10000 / 2^k frames; 0 gives every frame the identity's code only.
-    The `cpu` preset uses 0: an hour on anchor_71s scored 27.26 dB held-out against 26.45 with 32, and the
-    mouth kept x0.83 of its range against x0.73 (BENCHMARKS.md, "the frame code")."""
+    The `cpu` and `small` presets use 0: an hour on anchor_71s scored 27.26 dB held-out against 26.45 with 32,
+    and the mouth kept x0.83 of its range against x0.73 (BENCHMARKS.md, "the frame code"); the 10-minute demo
+    scored 26.10 dB at 1030 iterations against 25.02 at 1052 (BENCHMARKS.md, "demo")."""
     disc_max_channels: int = 128
     """Widest layer of the discriminator."""
     noise: bool = True
@@ -405,7 +406,7 @@ class ReenactOptions:
 MODEL_PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(output_size=64, feature_channels=8, uv_size=32, max_channels=32, channel_base=512,
                         render_depth=2, image_depth=2, style_dim=32, mapping_layers=2, disc_max_channels=32),
-    "small": ModelConfig(output_size=128, uv_size=64, channel_base=2048, known_base=True),
+    "small": ModelConfig(output_size=128, uv_size=64, channel_base=2048, known_base=True, frame_code_octaves=0),
     "cpu": ModelConfig(known_base=True, frame_code_octaves=0),
     "paper": ModelConfig(output_size=1024, feature_channels=256, uv_size=128, max_channels=512,
                          channel_base=32768, render_depth=4, image_depth=2, disc_max_channels=512),

@@ -180,6 +180,29 @@ def test_known_base_starts_as_the_render_over_the_background_image():
     assert not torch.allclose(moved, expected, atol=1e-3)  # the decoder's correction is added once it has gain
 
 
+def test_background_image_learns_only_where_it_is_the_whole_base():
+    """Behind the mesh and its blend band the background image gets no gradient (it drifted there into a
+    ring that driven heads uncovered); outside it, where it is the whole base, it does."""
+    cfg = dataclasses.replace(CFG, known_base=True)
+    net = AvatarNet(cfg, identities=1)
+    out, r, c = cfg.output_size, cfg.render_size, (cfg.crop_size - cfg.output_size) // 2
+    render, uv = _inputs(1)
+    uv[:, 2] = 0.0
+    uv[:, 2, r // 4:3 * r // 4, r // 4:3 * r // 4] = 1.0  # the mesh covers the middle half of the render
+    one = torch.ones_like(net.background_images[0:1])
+    with torch.no_grad():  # each output pixel's share of the background: 1 - the render's blend weight
+        share = (net.known_base(render, uv, one, None) - net.known_base(render, uv, 0 * one, None))[0, 0]
+    base = net.known_base(render, uv, net.background_images[0:1], None)
+    (grad,) = torch.autograd.grad(base.sum(), net.background_images)
+    grad = grad[0, 0, c:c + out, c:c + out]  # (out, out): the window's pixels
+    band = (share > 0.01) & (share < 0.99)
+    assert band.sum() > 4 * out  # the blend band runs around the mesh's edge
+    assert torch.all(grad[share < 0.999] == 0)  # behind the face and in the band: nothing learnt
+    assert torch.allclose(grad[share > 0.999], torch.ones(()))  # where the background is the whole base
+    assert (share > 0.999).float().mean() > 0.3
+    assert torch.equal(base, net.known_base(render, uv, net.background_images[0:1].detach(), None))
+
+
 def test_inference_latent_is_the_mean_of_the_training_frames_and_old_files_load(net):
     frames, ident = torch.arange(0, 40, 3), torch.ones(14, dtype=torch.long)
     fresh = AvatarNet(CFG, identities=2).eval()

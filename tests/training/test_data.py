@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from styleavatar.config import MODEL_PRESETS
-from styleavatar.training.data import FrameStore, batches, make_batch
+from styleavatar.training.data import FrameStore, background_image, batches, make_batch
 
 from ..io.test_image import VIEW_OPS, torch_ops
 
@@ -38,3 +38,23 @@ def test_a_batch_holds_the_stores_pixels_in_network_ranges():
     assert torch.equal(b.mask[1, 0], torch.from_numpy(store.masks[1, start:start + out, start:start + out]) / 255.0)
     assert torch.equal(b.uv, torch.from_numpy(store.uvs[rows].astype(np.float32)).permute(0, 3, 1, 2))
     assert b.frame_index.tolist() == [3, 1] and b.offsets == [(1, 0), (0, 0)]
+
+
+def test_background_image_is_the_median_with_the_face_inpainted():
+    """A face that moves over a static two-colour background: outside the places it covered the result is the
+    median; where it covered, the background's colours and never the face's."""
+    crop, r, n = 64, 16, 9
+    scene = np.zeros((crop, crop, 3), np.uint8)
+    scene[:, :crop // 2] = (0, 0, 200)  # blue left half, green right half
+    scene[:, crop // 2:] = (0, 200, 0)
+    frames, coverage = np.repeat(scene[None], n, 0), np.zeros((n, r, r), np.float16)
+    for i, dx in enumerate(np.linspace(-2, 2, n).round().astype(int)):  # the face moves sideways, in render pixels
+        coverage[i, 6:10, 6 + dx:10 + dx] = 1
+        frames[i, 24:40, 24 + 4 * dx:40 + 4 * dx] = (230, 160, 120)  # skin, 4 crop pixels per render pixel
+    out = background_image(frames, coverage, margin=2)
+    assert np.array_equal(out[:20], np.median(frames, 0).astype(np.uint8)[:20])  # above the face: the median
+    assert np.array_equal(out[:, :10], frames[0, :, :10])
+    assert np.median(frames, 0)[32, 32, 0] == 230  # the median holds the face where it sat most
+    face = out[24:40, 18:46].astype(int)
+    assert face[..., 0].max() < 60  # no skin's red left where the face was
+    assert np.abs(face[:, :4] - (0, 0, 200)).max() < 40 and np.abs(face[:, -4:] - (0, 200, 0)).max() < 40

@@ -276,6 +276,12 @@ class AvatarNet(nn.Module):
         mask_up = F.interpolate(mask, size=image.shape[-2:], mode="bilinear", align_corners=False)
         return image, mask_up
 
+    @property
+    def blend_band(self) -> int:
+        """Width in output pixels of the band inside the mesh's edge over which :meth:`known_base` blends the
+        texture render into the background image."""
+        return max(1, self.cfg.output_size // 32)
+
     def known_base(self, render: torch.Tensor, uv: torch.Tensor, background_image: torch.Tensor,
                    offsets: Offsets) -> torch.Tensor:
         """(B, 3, out, out) in [-1, 1]: the texture render where the mesh covers the window, the background
@@ -285,10 +291,15 @@ class AvatarNet(nn.Module):
         tex = self._window(render, offsets, 2)  # 2 render pixels per feature cell
         cov = self._window(uv[:, 2:3], offsets, 2)
         tex, cov = (F.interpolate(x, size=(out, out), mode="bilinear", align_corners=False) for x in (tex, cov))
-        r = max(1, out // 32)
+        r = self.blend_band
         near = F.avg_pool2d(cov, 2 * r + 1, stride=1, padding=r, count_include_pad=False)  # local coverage
         weight = (2 * near - 1).clamp(0, 1)  # 1 deeper than r inside the mesh, falling to 0 at its edge
         background = self._window(background_image.to(render.dtype), offsets, 8, batch=render.shape[0])
+        # The background image learns only where it is the whole base (weight 0). Behind the blend band a pixel
+        # counts for little in every training frame, yet Adam steps each element at the full rate: such pixels
+        # drifted into a bright, speckled ring along the mesh's usual edge, which a head driven off its
+        # training poses uncovered as a seam across the forehead and temples.
+        background = torch.where(weight > 0, background.detach(), background)
         return weight * tex + (1 - weight) * background
 
     def forward(self, render: torch.Tensor, uv: torch.Tensor, frame_index: torch.Tensor,

@@ -103,6 +103,19 @@ class Batch:
         return Batch(**{k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()})
 
 
+def background_image(frames: np.ndarray, coverage: np.ndarray, margin: int) -> np.ndarray:
+    """A static camera's background without the person's face: the per-pixel median of ``frames``
+    (N, crop, crop, 3) uint8, inpainted wherever the mesh covered any of them (``coverage`` (N, R, R), > 0 on
+    the mesh, at R = crop / 4) grown by ``margin`` crop pixels. The median alone holds the person's average
+    face, which a driven head moved off that place uncovered as a skin-coloured crescent. Returns (crop, crop, 3)
+    uint8."""
+    median = np.median(frames, axis=0).astype(np.uint8)
+    side = frames.shape[1]
+    face = cv2.resize((coverage > 0).any(axis=0).astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST)
+    face = cv2.dilate(face, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    return cv2.inpaint(median, face, 5, cv2.INPAINT_TELEA)
+
+
 def make_batch(store: FrameStore, rows: np.ndarray, offsets: list[tuple[int, int]], cfg: ModelConfig) -> Batch:
     """Assemble the frames ``rows`` of ``store`` with the given window offsets (cells)."""
     out, win = cfg.output_size, cfg.window

@@ -37,7 +37,7 @@ from ..models.stylegan import Discriminator
 from ..runtime import Runtime, choose, device_name, pick_device, tune_for
 from . import distributed as ddp
 from . import run_folder as rf
-from .data import Batch, FrameStore, batches, make_batch, split_codes
+from .data import Batch, FrameStore, background_image, batches, make_batch, split_codes
 from .speed import probe_steps
 from .step import Optimiser, adamw, discriminator_step, generator_step, loss_values, update_ema
 
@@ -157,14 +157,15 @@ class Trainer:
     @torch.no_grad()
     def init_background_images(self, store: FrameStore) -> None:
         """known_base, new runs only: each identity's background image starts as the per-pixel median of
-        up to 100 of its training frames (a static camera's background, and the person's average pose)."""
+        up to 100 of its training frames (a static camera's background) with the face's place inpainted
+        (see :func:`~styleavatar.training.data.background_image`)."""
         if not self.mcfg.known_base or self.iteration > 0:
             return
         for k in range(len(self.datasets)):
             rows = np.flatnonzero(store.identity == k)
             rows = rows[np.linspace(0, len(rows) - 1, min(100, len(rows))).round().astype(int)]
-            median = np.median(store.frames[rows], axis=0).astype(np.uint8)  # (crop, crop, 3)
-            image = to_tensor(median[None])[0].to(self.device)
+            background = background_image(store.frames[rows], store.uvs[rows, ..., 2], self.G.blend_band)
+            image = to_tensor(background[None])[0].to(self.device)
             for net in (self.G, self.G_ema):
                 net.background_images[k].copy_(image)
         for net in (self.G, self.G_ema):  # each process holds its own shard of the frames: rank 0's median wins
