@@ -149,7 +149,8 @@ class ModelConfig:
     known_base: bool = False
     """Predict the image as a correction of what is already known: the texture render where the mesh covers
     the crop, blended over a narrow band inside the mesh's edge into a learnt background image (starting as
-    the median training frame). The correction's gain starts at 0, so the first iteration shows that composite."""
+    the median training frame with the face inpainted). The correction's gain starts at 0, so the first
+    iteration shows that composite."""
 
     @property
     def window(self) -> int:

@@ -82,7 +82,7 @@ class AvatarNet(nn.Module):
         self.register_buffer("inference_latents_set", torch.zeros((), dtype=torch.bool))
         self.refresh_flags()
         if cfg.known_base:
-            # (identities, 3, crop, crop) in [-1, 1]; set to the median training frame before training starts
+            # (identities, 3, crop, crop) in [-1, 1]; set before training starts (median training frame, face inpainted)
             self.background_images = nn.Parameter(torch.zeros(identities, 3, cfg.crop_size, cfg.crop_size))
             self.correction_gain = nn.Parameter(torch.zeros(()))
 
