@@ -24,7 +24,7 @@ MIN_PSNR = 16.0
 """Held-out PSNR (dB) below which the demo's avatar is called broken. The known base alone, before any
 learning, scores ~16.3 dB (its background image starts without the face), so below 16 the network made the
 picture worse (diverged: noise at ~10 dB). A working 10-minute run reaches 24-29 dB (AVX-512 with native bf16:
-2247 iterations, 22.3 dB after 2 minutes; AVX2 only, fp32: 28.4 dB in 1627); a machine too slow to learn much is
+2247 iterations, 22.3 dB after 2 minutes; AVX2 only, fp32: 28.5 dB in 1777); a machine too slow to learn much is
 told so by the speed warning."""
 
 
