@@ -30,6 +30,8 @@ FRAME_CODE_DIVISOR = 5000.0
 """The frame code is the positional encoding of frame_index / 5000 (paper: z_tmp)."""
 FRAME_CODE_OCTAVES = 32
 """Octaves of the frame code's positional encoding (its width is twice this)."""
+IDENTITY_CODE_OCTAVES = 32
+"""Octaves of the identity code's positional encoding (its width is twice this)."""
 INFERENCE_FRAME = -1
 """A frame index that asks for the inference latent: the mean frame latent of the identity's training frames
 (see :meth:`AvatarNet.set_inference_latents`), or the paper's code t = 0.5 before that is set."""
@@ -63,8 +65,8 @@ class AvatarNet(nn.Module):
         self.cfg = cfg
         self.identities = identities
         ch, c, s = cfg.channels, cfg.feature_channels, cfg.style_dim
-        self.map_frame = MappingNetwork(2 * FRAME_CODE_OCTAVES + 64, s, cfg.mapping_layers)
-        self.map_identity = MappingNetwork(64, s, cfg.mapping_layers)
+        self.map_frame = MappingNetwork(2 * (FRAME_CODE_OCTAVES + IDENTITY_CODE_OCTAVES), s, cfg.mapping_layers)
+        self.map_identity = MappingNetwork(2 * IDENTITY_CODE_OCTAVES, s, cfg.mapping_layers)
         self.face_generator = FeatureGenerator(cfg.uv_size, c, ch, s)
         self.background_generator = FeatureGenerator(cfg.canvas, c, ch, s)
         # Input: texture render (3) + UV render mapped to [-1, 1] (3), Haar-transformed inside.
@@ -106,7 +108,7 @@ class AvatarNet(nn.Module):
         """Latents for (B,) frame indices and (B,) identity indices: (w_frame, w_identity), each (B, style).
 
         A frame index of :data:`INFERENCE_FRAME` gives the identity's inference latent."""
-        id_code = positional_encoding((identity.to(torch.float64) + 0.5) / MAX_IDENTITIES)
+        id_code = positional_encoding((identity.to(torch.float64) + 0.5) / MAX_IDENTITIES, IDENTITY_CODE_OCTAVES)
         asked = frame_index == INFERENCE_FRAME
         frames = torch.where(asked, torch.full_like(frame_index, int(FRAME_CODE_DIVISOR // 2)), frame_index)
         w = self.map_frame(torch.cat([frame_code(frames, self.cfg.frame_code_octaves), id_code], dim=1))

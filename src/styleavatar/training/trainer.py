@@ -168,7 +168,7 @@ class Trainer:
             image = to_tensor(background[None])[0].to(self.device)
             for net in (self.G, self.G_ema):
                 net.background_images[k].copy_(image)
-        for net in (self.G, self.G_ema):  # each process holds its own shard of the frames: rank 0's median wins
+        for net in (self.G, self.G_ema):  # each process holds its own shard of the frames: rank 0's image wins
             ddp.broadcast_module(net, self.dist)
 
     # ---------------------------------------------------------------------------------- runtime
