@@ -188,3 +188,36 @@ def test_texture_frames_pass_over_blinks_and_glances():
     expression[:] = 0.0
     gaze[:] = 0.0
     assert _texture_frames(params, subject, segments).tolist() == best.tolist()
+
+
+def test_the_forehead_band_is_rendered_and_older_face_models_keep_their_mesh(astro_dataset, tmp_path):
+    """A dataset renders the forehead above the mesh's top edge; a face model saved before the band loads
+    without it, so its textures and avatars keep the mesh they were made with."""
+    import dataclasses
+
+    from styleavatar.data.dataset import load_face_model, save_face_model
+    from styleavatar.rendering.rasterize import make_rasterizer
+    from styleavatar.rendering.render import render_frame
+    from styleavatar.tracking.face_model import FOREHEAD_ARC, render_topology
+
+    ds = Dataset.open(astro_dataset.output)
+    assert ds.subject.forehead
+    frame = ds.params.select(slice(5, 6))
+    verts = frame.vertices(ds.subject)[0]
+    assert len(verts) == len(render_topology().source)
+    save_face_model(tmp_path, dataclasses.replace(ds.subject, forehead=False))
+    old = load_face_model(tmp_path)
+    assert not old.forehead and np.array_equal(old.texture, ds.subject.texture)
+    old_verts = frame.vertices(old)[0]
+    assert len(old_verts) == len(render_topology(forehead=False).source)
+    # the frame's UV render is the band's: it covers what the old mesh leaves between its top edge and the hair
+    uv = ds.uv(5)
+    rast, size = make_rasterizer("auto"), uv.shape[0]
+    old_uv, _ = render_frame(rast, old_verts, old.texture, size)
+    new_uv, _ = render_frame(rast, verts, ds.subject.texture, size)
+    assert np.abs(new_uv[..., 2] - uv[..., 2]).mean() < 0.01
+    band = (new_uv[..., 2] > 0) & (old_uv[..., 2] == 0)
+    top = verts[list(FOREHEAD_ARC), 1].min() * size
+    rows = np.nonzero(band)[0]
+    assert band.sum() > 0.1 * (old_uv[..., 2] > 0).sum() and rows.max() < top + 0.2 * size
+    assert ds.mask(5)[band].mean() > 0.9  # on the person (her forehead and hair), not the background

@@ -40,6 +40,11 @@ def test_depth_test_keeps_the_nearest_triangle():
     assert (out[..., 0] == 1).all() and (out[..., 1] == 1).all()
 
 
+ATTR_TOLERANCE = 5e-4
+"""The two rasterisers' largest difference in an interpolated attribute (float32 both). _face's last attribute
+ramps over vertex indices, so it can change by most of 1 across one triangle: measured up to 2.7e-4 there."""
+
+
 def _face(size):
     topo = render_topology()
     rv = render_vertices(canonical_mesh().vertices[None], np.zeros((1, 4)))[0]
@@ -56,7 +61,10 @@ def test_opengl_agrees_with_the_torch_reference(size):
     a, b = ref[..., -1] > 0, gl[..., -1] > 0
     assert (a ^ b).sum() <= 0.005 * a.sum()  # edge pixels may follow another fill rule
     both = a & b
-    assert np.abs(ref[both, :-1] - gl[both, :-1]).max() < 1e-4
+    # Where the inner lips and the mouth patch's copies of them meet, two triangles tie in depth along the
+    # same edge and either may win a pixel centre that falls on it: allow a pixel in a thousand.
+    differs = (np.abs(ref[both, :-1] - gl[both, :-1]) > ATTR_TOLERANCE).any(-1)
+    assert differs.sum() <= 0.001 * both.sum()
 
 
 @needs_gl
@@ -67,7 +75,7 @@ def test_opengl_handles_four_channels_and_resizing():
     out = rast(verts, tris, attrs4, 48, 48)
     ref = rasterize_torch(verts, tris, attrs4, 48, 48)
     both = (out[..., -1] > 0) & (ref[..., -1] > 0)
-    assert out.shape == (48, 48, 5) and np.abs(out[both] - ref[both]).max() < 1e-4
+    assert out.shape == (48, 48, 5) and np.abs(out[both] - ref[both]).max() < ATTR_TOLERANCE
     assert rast(verts * 2, tris, attrs, 96, 96).shape == (96, 96, 4)
 
 

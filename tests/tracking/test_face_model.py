@@ -31,17 +31,63 @@ def test_rings_match_mesh_and_landmark_model():
     assert set(fm.INNER_LIP_RING) <= set(lm.LIPS)
 
 
-def test_render_topology_has_eye_and_mouth_patches():
-    topo = fm.render_topology()
-    assert len(topo.source) == 468 + 3 + len(fm.INNER_LIP_RING)
-    edges = np.sort(np.concatenate([topo.triangles[:, [0, 1]], topo.triangles[:, [1, 2]],
-                                    topo.triangles[:, [2, 0]]]), 1)
+def _open_edges(triangles):
+    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), 1)
     _, count = np.unique(edges, axis=0, return_counts=True)
     assert count.max() == 2  # manifold
+    return (count == 1).sum()
+
+
+def test_render_topology_has_eye_and_mouth_patches():
+    old = fm.render_topology(forehead=False)
+    assert len(old.source) == 468 + 3 + len(fm.INNER_LIP_RING) and len(old.forehead) == 0
     # open edges: the face outline (36) and the lip ring, once on the lips and once on the mouth patch
-    assert (count == 1).sum() == 36 + 2 * len(fm.INNER_LIP_RING)
+    assert _open_edges(old.triangles) == 36 + 2 * len(fm.INNER_LIP_RING)
+    topo = fm.render_topology()
+    assert len(topo.source) == len(old.source) + len(fm.FOREHEAD_ARC)
+    # the band replaces the arc's 12 outline edges by its top edge (12) and its two ends
+    assert _open_edges(topo.triangles) == 36 + 2 + 2 * len(fm.INNER_LIP_RING)
     disc = topo.uvs[topo.mouth_ring]
     assert np.allclose(np.linalg.norm(disc - fm.MOUTH_UV_CENTRE, axis=1), fm.MOUTH_UV_RADIUS)
+    assert fm.topology_of(len(topo.source)) is topo and fm.topology_of(len(old.source)) is old
+
+
+def _uv_area(topo, triangles):
+    u = topo.uvs[triangles]
+    (ax, ay), (bx, by) = (u[:, 1] - u[:, 0]).T, (u[:, 2] - u[:, 0]).T
+    return 0.5 * np.abs(ax * by - ay * bx)
+
+
+def test_forehead_band_continues_the_face_upwards():
+    topo = fm.render_topology()
+    shape = fm.canonical_mesh().vertices
+    verts = fm.render_vertices(shape[None], np.zeros((1, 4)))[0]
+    band = verts[topo.forehead]
+    arc = shape[list(fm.FOREHEAD_ARC)]
+    assert (band[:, 1] < arc[:, 1]).all()  # above the mesh's top edge (y down)
+    top = band[len(band) // 2, 1] - shape[10, 1]
+    height = shape[152, 1] - shape[10, 1]  # forehead to chin, about 18 cm
+    assert -0.3 * height < top < -0.15 * height  # past the hairline: about 4 cm above landmark 10
+    # its triangles face the viewer (-z) as the face's do, so shading and the texture bake treat them alike
+    band_tris = topo.triangles[len(fm.render_topology(forehead=False).triangles):]
+    a, b, c = (verts[band_tris[:, i]] for i in range(3))
+    assert (np.cross(b - a, c - a)[:, 2] < 0).all()
+    # in UV space inside [0, 1] and overlapping nothing: the layout's area adds up
+    assert topo.uvs.min() >= 0 and topo.uvs.max() <= 1
+    assert (topo.uvs[topo.forehead, 1] < topo.uvs[list(fm.FOREHEAD_ARC), 1]).all()
+    whole = _uv_area(topo, topo.triangles).sum()
+    assert np.isclose(whole, _uv_area(topo, topo.triangles[:len(topo.triangles) - len(band_tris)]).sum()
+                      + _uv_area(topo, band_tris).sum())
+
+
+def test_forehead_band_moves_and_scales_with_the_face():
+    shape = fm.canonical_mesh().vertices
+    topo = fm.render_topology()
+    base = fm.render_vertices(shape[None], np.zeros((1, 4)))[0, topo.forehead]
+    moved = fm.render_vertices(2.0 * shape[None] + [1.0, -3.0, 0.5], np.zeros((1, 4)))[0, topo.forehead]
+    np.testing.assert_allclose(moved, 2.0 * base + [1.0, -3.0, 0.5], atol=1e-9)
+    old = fm.render_vertices(shape[None], np.zeros((1, 4)), forehead=False)[0]
+    np.testing.assert_array_equal(old, fm.render_vertices(shape[None], np.zeros((1, 4)))[0, :len(old)])
 
 
 def test_eye_centre_follows_gaze():

@@ -244,3 +244,26 @@ def test_a_run_without_the_gan_has_no_discriminator_and_can_resume_with_one(astr
     assert any("a new one starts here" in line for line in logs)
     tensors, meta = load_tensors(list_checkpoints(run)[-1], "styleavatar-checkpoint")
     assert meta["iteration"] == 5 and any(k.startswith("D.") for k in tensors) and "opt_D" in meta
+
+
+def test_a_dataset_made_before_the_forehead_band_trains_and_drives_without_it_and_says_so(astro_dataset,
+                                                                                           tmp_path):
+    from styleavatar.data.dataset import Dataset, save_face_model
+    from styleavatar.inference.avatar import Avatar
+    from styleavatar.tracking.face_model import render_topology
+
+    old = tmp_path / "old"
+    shutil.copytree(astro_dataset.output, old)
+    ds = Dataset.open(old)
+    save_face_model(old, dataclasses.replace(ds.subject, forehead=False))
+    logs: list[str] = []
+    train([old], tmp_path / "run", TINY_M, TINY_T, iters=2, progress=False, log=logs.append)
+    assert sum("hairline" in m for m in logs) == 1
+    avatar = Avatar.load(tmp_path / "run", device="cpu")
+    assert not avatar.subject.forehead
+    assert len(ds.params.select(slice(0, 1)).vertices(avatar.subject)[0]) == len(render_topology(False).source)
+    texture, uv = avatar.renders(ds.params, 0)
+    assert texture.shape[:2] == uv.shape[:2] and uv[..., 2].max() > 0
+    logs.clear()
+    train([astro_dataset.output], tmp_path / "new", TINY_M, TINY_T, iters=1, progress=False, log=logs.append)
+    assert not any("hairline" in m for m in logs)

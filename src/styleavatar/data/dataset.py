@@ -35,7 +35,7 @@ def centre_window(crop_size: int, output_size: int) -> tuple[slice, slice]:
 
 def save_face_model(folder: Path, subject: SubjectModel) -> None:
     """Write ``face_model.safetensors`` (arrays) and ``face_model.json`` (what they mean)."""
-    topo = render_topology()
+    topo = render_topology(subject.forehead)
     tensors = {
         "identity": subject.neutral.astype(np.float32),  # file key of format v1: the neutral shape
         "basis": subject.basis.astype(np.float32),
@@ -60,11 +60,13 @@ def save_face_model(folder: Path, subject: SubjectModel) -> None:
 
 
 def load_face_model(folder: Path) -> SubjectModel:
+    """Read a face model; its stored render mesh tells whether it has the forehead band (older ones do not)."""
     t = load_file(str(Path(folder) / "face_model.safetensors"))
+    forehead = len(t["render_source"]) != len(render_topology(forehead=False).source)
     return SubjectModel(t["identity"].astype(np.float64), t["basis"].astype(np.float64),
                         t["coeff_rms"].astype(np.float64), t["coeff_min"].astype(np.float64),
                         t["coeff_max"].astype(np.float64), t["texture"], t.get("closed_texture"),
-                        t["eye_openness"].astype(np.float64) if "eye_openness" in t else None)
+                        t["eye_openness"].astype(np.float64) if "eye_openness" in t else None, forehead)
 
 
 def save_params(path: Path, params: FrameParams, landmarks: np.ndarray, times: np.ndarray,

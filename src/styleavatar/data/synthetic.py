@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import UserError
 from ..io.video import VideoWriter
 from ..rendering.rasterize import Rasterizer, make_rasterizer
-from ..tracking.face_model import (INNER_LIP_RING, IRIS_CENTRES, NUM_POINTS, render_topology)
+from ..tracking.face_model import INNER_LIP_RING, IRIS_CENTRES, NUM_POINTS, mesh_outline, render_topology
 from ..tracking.landmarks import FaceTracker
 from ..tracking.procrustes import rotation_from_euler
 
@@ -72,7 +72,7 @@ class AstronautRig:
             raise UserError("the face mesh was not found on the built-in astronaut photo")
         self.landmarks = marks  # (478, 3) pixels
         self.rasterizer = rasterizer or make_rasterizer("auto")
-        self.topo = render_topology()
+        self.topo = render_topology(forehead=False)  # the band below carries the forehead with the head
         self.centre = marks[:NUM_POINTS].mean(0)
         self._build_band()
         face = self._render_positions(marks)
@@ -112,10 +112,7 @@ class AstronautRig:
 
     def _face_outline(self) -> np.ndarray:
         """Vertex ids on the outer boundary of the canonical face mesh."""
-        tris = render_topology().triangles
-        edges = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), 1)
-        uniq, count = np.unique(edges, axis=0, return_counts=True)
-        outline = uniq[count == 1].ravel()
+        outline = np.array(sorted(mesh_outline(self.topo.triangles)))
         return outline[outline < NUM_POINTS][np.isin(outline[outline < NUM_POINTS],
                                                      list(INNER_LIP_RING), invert=True)]
 

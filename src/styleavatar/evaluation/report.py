@@ -204,6 +204,10 @@ def training_curves(run: Path, out: Path) -> str | None:
     if evals:
         axes[1].plot([e["minutes"] for e in evals], [e["psnr"] for e in evals], "o-")
         axes[1].set(xlabel="minutes", ylabel="PSNR (dB)", title="held-out PSNR during training")
+    else:  # an empty frame of axes would look like a failed plot
+        axes[1].axis("off")
+        axes[1].text(0.5, 0.5, "no held-out scores were logged during training\n(train with --eval-minutes M)",
+                     ha="center", va="center", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=100)
     plt.close(fig)

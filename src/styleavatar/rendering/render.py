@@ -4,7 +4,8 @@
 - Texture render: the subject's texture under one fixed light, so expression changes stand out.
 
 Vertices come in crop-normalised coordinates (x, y in [0, 1] over the crop, z in the same unit, larger
-z = farther) and are scaled to the output size here.
+z = farther) and are scaled to the output size here. Which render mesh they belong to (with the forehead band
+or, for face models made before it, without) is told by their count.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import functools
 import cv2
 import numpy as np
 
-from ..tracking.face_model import LEFT_EYE_RING, RIGHT_EYE_RING, render_topology
+from ..tracking.face_model import LEFT_EYE_RING, RIGHT_EYE_RING, RenderTopology, render_topology, topology_of
 from ..tracking.fit import SubjectModel
 from .rasterize import Rasterizer
 
@@ -61,7 +62,7 @@ def render_frame(rasterizer: Rasterizer, verts: np.ndarray, texture: np.ndarray,
         uv: (size, size, 3) float32, u, v in [0, 1] and coverage in {0, 1};
         textured: (size, size, 3) uint8 RGB texture render (black background).
     """
-    topo = render_topology()
+    topo = topology_of(len(verts))
     px = verts * size
     shade = shading(vertex_normals(px, topo.triangles))
     out = rasterizer(px, topo.triangles, np.concatenate([topo.uvs, shade[:, None]], 1), size, size)
@@ -72,16 +73,16 @@ def render_frame(rasterizer: Rasterizer, verts: np.ndarray, texture: np.ndarray,
     return uv, np.clip(textured + 0.5, 0, 255).astype(np.uint8)
 
 
-def _uv_space_vertices(size: int) -> np.ndarray:
+def _uv_space_vertices(size: int, topo: RenderTopology) -> np.ndarray:
     """(R, 3) render-mesh vertices laid flat in UV space, in texels of a ``size`` texture (depth 0)."""
-    uvs = render_topology().uvs
-    return np.concatenate([uvs * size, np.zeros((len(uvs), 1))], 1)
+    return np.concatenate([topo.uvs * size, np.zeros((len(topo.uvs), 1))], 1)
 
 
-def uv_mask(size: int, rasterizer: Rasterizer) -> np.ndarray:
-    """(size, size) bool: texels of UV space covered by the render mesh."""
-    flat = _uv_space_vertices(size)
-    return rasterizer(flat, render_topology().triangles, np.zeros((len(flat), 1)), size, size)[..., -1] > 0
+def uv_mask(size: int, rasterizer: Rasterizer, forehead: bool = True) -> np.ndarray:
+    """(size, size) bool: texels of UV space covered by the render mesh (with or without the forehead band)."""
+    topo = render_topology(forehead)
+    flat = _uv_space_vertices(size, topo)
+    return rasterizer(flat, topo.triangles, np.zeros((len(flat), 1)), size, size)[..., -1] > 0
 
 
 def _project_into_uv(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[np.ndarray],
@@ -89,10 +90,10 @@ def _project_into_uv(rasterizer: Rasterizer, frames: list[np.ndarray], verts: li
     """Each frame's colour carried into UV space through the fitted mesh: (T, T, 3) float64 weighted colour
     sum and (T, T) weight sum. A texel takes the colour at its projected position, weighted by how squarely
     its surface faces the camera and only where it is not hidden (depth test against the frame's own render)."""
-    topo = render_topology()
+    topo = topology_of(len(verts[0]))
     acc = np.zeros((size, size, 3))
     wsum = np.zeros((size, size))
-    flat = _uv_space_vertices(size)
+    flat = _uv_space_vertices(size, topo)
     for rgb, v in zip(frames, verts):
         s = rgb.shape[0]
         px = v * s
@@ -127,7 +128,7 @@ def bake_texture(rasterizer: Rasterizer, frames: list[np.ndarray], verts: list[n
     Returns:
         (T, T, 3) uint8 RGB texture.
     """
-    topo = render_topology()
+    topo = topology_of(len(verts[0]))
     acc, wsum = _project_into_uv(rasterizer, frames, verts, size)
     seen = wsum > SEEN_WEIGHT
     texture = np.where(seen[..., None], acc / np.maximum(wsum, 1e-8)[..., None], 0).astype(np.uint8)

@@ -12,7 +12,11 @@ mesh adds what the paper's FaceVerse model gets from separate eyeballs and what 
   the iris, so the texture's pupil follows the gaze;
 - the triangles bridging the lips are replaced by a *mouth-interior* patch: copies of the inner-lip ring
   with their own UV region (a disc in a free corner of UV space) and a centre vertex set back behind the
-  lips, so the network has a place for teeth and tongue.
+  lips, so the network has a place for teeth and tongue;
+- a *forehead band* carries the mesh on past its top edge (which lies mid-forehead) over the hairline into
+  the hair, so that the upper forehead is in the texture render and moves with the head rather
+  than being left to the network at the place it held in the training frames. Face models made before the
+  band keep the render mesh without it (``render_topology(forehead=False)``).
 """
 from __future__ import annotations
 
@@ -46,6 +50,16 @@ MOUTH_UV_CENTRE = (0.12, 0.90)
 MOUTH_UV_RADIUS = 0.08
 MOUTH_DEPTH = 1.2
 """How far (centimetres, head frame) the mouth-interior centre sits behind the inner-lip ring."""
+FOREHEAD_ARC = (162, 21, 54, 103, 67, 109, 10, 338, 297, 332, 284, 251, 389)
+"""The face outline's upper arc, from the right temple over the forehead to the left temple, in order."""
+FOREHEAD_REACH = 2.5
+"""How far the forehead band reaches past the arc at the middle of the forehead, in steps of the mesh there
+(each arc point's distance from its neighbours inside the mesh; about 4 cm on an adult): past the hairline into
+the hair (1.0 stops at the hairline on anchor_71s; 1.5 left the network's seam along the hairline: BENCHMARKS.md,
+"the forehead band"). It tapers to 0.6 of this at the temples, which are near the head's outline."""
+FOREHEAD_UV_SQUEEZE = 0.45
+"""The band's extent in UV space as a fraction of its extent on the face: UV space has about 0.1 free above
+the arc, less than the band's full length."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +98,11 @@ def point_weights() -> np.ndarray:
 
 @dataclass(frozen=True)
 class RenderTopology:
-    """The render mesh: model points plus the eye and mouth patches.
+    """The render mesh: model points plus the eye and mouth patches and (by default) the forehead band.
 
     Render vertex i takes its position from model point ``source[i]`` when ``source[i] >= 0``; the
-    three derived vertices (two eye centres, one mouth centre) are placed by :func:`render_vertices`.
+    derived vertices (two eye centres, one mouth centre, the band's upper edge) are placed by
+    :func:`render_vertices`.
     """
 
     source: np.ndarray
@@ -102,6 +117,10 @@ class RenderTopology:
     """Render vertex index of the mouth-interior centre."""
     mouth_ring: np.ndarray
     """(20,) render vertex indices of the inner-lip copies bordering the mouth interior."""
+    forehead: np.ndarray
+    """(B,) render vertex indices of the forehead band's upper edge (empty without the band)."""
+    forehead_weights: np.ndarray
+    """(B, 468) each band vertex as a linear combination of model points (see :func:`render_vertices`)."""
 
 
 def _without_ring_triangles(triangles: np.ndarray, ring: tuple[int, ...]) -> np.ndarray:
@@ -116,9 +135,45 @@ def _fan(centre: int, ring: list[int] | np.ndarray) -> np.ndarray:
     return np.stack([np.full(len(ring), centre), ring, np.roll(ring, -1)], axis=1)
 
 
-@functools.lru_cache(maxsize=1)
-def render_topology() -> RenderTopology:
-    """Build the render mesh (cached): canonical triangles with eye fans and a mouth-interior patch."""
+def mesh_outline(triangles: np.ndarray) -> set[int]:
+    """Vertices on the boundary of a triangle mesh (on an edge that only one triangle uses)."""
+    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), 1)
+    uniq, count = np.unique(edges, axis=0, return_counts=True)
+    return set(uniq[count == 1].ravel().tolist())
+
+
+def _forehead_band(reach: float) -> np.ndarray:
+    """(B, 468) weights placing each forehead-band vertex: its arc point carried on outwards by ``reach``
+    (tapered towards the temples) times the step from the mean of its neighbours inside the mesh, so the band
+    continues the surface's own slope and scales with the face. Row i: (1 + r) at arc point i, -r spread
+    over its inner neighbours."""
+    tris = canonical_mesh().triangles
+    edge = mesh_outline(tris)
+    taper = 0.6 + 0.4 * np.sin(np.pi * np.arange(len(FOREHEAD_ARC)) / (len(FOREHEAD_ARC) - 1))
+    weights = np.zeros((len(FOREHEAD_ARC), NUM_POINTS))
+    for row, (point, r) in enumerate(zip(FOREHEAD_ARC, reach * taper)):
+        inner = sorted(set(tris[(tris == point).any(1)].ravel().tolist()) - edge)
+        weights[row, point] = 1 + r
+        weights[row, inner] = -r / len(inner)
+    return weights
+
+
+def _band_triangles(arc: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """Triangles of the strip between consecutive arc points and their band vertices, wound as the canonical
+    mesh is (its triangle on the inner side of each arc edge runs the edge the other way)."""
+    i = np.arange(len(arc) - 1)
+    return np.concatenate([np.stack([arc[i], arc[i + 1], band[i + 1]], 1),
+                           np.stack([arc[i], band[i + 1], band[i]], 1)])
+
+
+def render_topology(forehead: bool = True) -> RenderTopology:
+    """The render mesh (built once): canonical triangles with eye fans, a mouth-interior patch and, unless
+    ``forehead`` is False (face models made before it), the forehead band."""
+    return _build_topology(bool(forehead))
+
+
+@functools.lru_cache(maxsize=2)
+def _build_topology(forehead: bool) -> RenderTopology:
     mesh = canonical_mesh()
     tris = mesh.triangles
     for ring in (RIGHT_EYE_RING, LEFT_EYE_RING, INNER_LIP_RING):
@@ -137,7 +192,24 @@ def render_topology() -> RenderTopology:
                           np.asarray([MOUTH_UV_CENTRE]), disc])
     tris = np.concatenate([tris, _fan(eye_r, RIGHT_EYE_RING), _fan(eye_l, LEFT_EYE_RING),
                            _fan(mouth_c, mouth_ring)])
-    return RenderTopology(source, uvs, tris, (eye_r, eye_l), mouth_c, mouth_ring)
+    band, weights = np.zeros(0, np.int64), np.zeros((0, n))
+    if forehead:
+        weights = _forehead_band(FOREHEAD_REACH)
+        band = np.arange(len(source), len(source) + len(FOREHEAD_ARC))
+        source = np.concatenate([source, np.full(len(band), -1)])
+        # The same construction in UV space, shortened to fit above the arc (see FOREHEAD_UV_SQUEEZE).
+        band_uvs = _forehead_band(FOREHEAD_REACH * FOREHEAD_UV_SQUEEZE) @ mesh.uvs
+        uvs = np.concatenate([uvs, band_uvs])
+        tris = np.concatenate([tris, _band_triangles(np.asarray(FOREHEAD_ARC), band)])
+    return RenderTopology(source, uvs, tris, (eye_r, eye_l), mouth_c, mouth_ring, band, weights)
+
+
+def topology_of(vertex_count: int) -> RenderTopology:
+    """The render mesh with ``vertex_count`` vertices (with or without the forehead band)."""
+    for forehead in (True, False):
+        if len(render_topology(forehead).source) == vertex_count:
+            return render_topology(forehead)
+    raise ValueError(f"no render mesh has {vertex_count} vertices")
 
 
 def eye_frames(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,17 +225,18 @@ def eye_frames(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (a + b) / 2, np.linalg.norm(a - b, axis=-1)
 
 
-def render_vertices(shape: np.ndarray, gaze: np.ndarray) -> np.ndarray:
+def render_vertices(shape: np.ndarray, gaze: np.ndarray, forehead: bool = True) -> np.ndarray:
     """Positions of all render vertices from model points and gaze, in the head frame.
 
     Args:
         shape: (..., 468, 3) model points in the head frame (canonical units, image-frame axes).
         gaze: (..., 4) iris offsets (dx_right, dy_right, dx_left, dy_left) from each eye's centre, in
             units of that eye's width (x right, y down).
+        forehead: with the forehead band (see :func:`render_topology`).
     Returns:
         (..., R, 3) render vertex positions.
     """
-    topo = render_topology()
+    topo = render_topology(forehead)
     out = shape[..., np.where(topo.source >= 0, topo.source, 0), :].copy()
     centres, widths = eye_frames(shape)
     offsets = gaze.reshape(*gaze.shape[:-1], 2, 2) * widths[..., None]
@@ -173,6 +246,7 @@ def render_vertices(shape: np.ndarray, gaze: np.ndarray) -> np.ndarray:
     ring = shape[..., list(INNER_LIP_RING), :].mean(-2)
     ring[..., 2] += MOUTH_DEPTH  # +z is away from the viewer: set the mouth interior back
     out[..., topo.mouth_centre, :] = ring
+    out[..., topo.forehead, :] = np.einsum("bp,...pc->...bc", topo.forehead_weights, shape)
     return out
 
 

@@ -48,6 +48,9 @@ class SubjectModel:
     eye_openness: np.ndarray | None = None
     """(2, 2) with ``closed_texture``: per eye (right, left of :data:`EYES`) its openness when open (median of
     the training frames) and when shut (mean of the blinks the closed texture was baked from)."""
+    forehead: bool = True
+    """Render with the forehead band (:func:`~styleavatar.tracking.face_model.render_topology`); False for
+    face models made before it, whose textures and avatars know the mesh without it."""
 
     def shape(self, expression: np.ndarray) -> np.ndarray:
         """(N, K) coefficients -> (N, 468, 3) head-frame shapes."""
@@ -110,7 +113,7 @@ class FrameParams:
 
     def vertices(self, subject: SubjectModel) -> np.ndarray:
         """(N, R, 3) crop-normalised render-mesh vertices (with eye and mouth patches)."""
-        head = render_vertices(subject.shape(self.expression), self.gaze)
+        head = render_vertices(subject.shape(self.expression), self.gaze, subject.forehead)
         return apply_similarity(head, self.scale, self.rotation, self.translation)
 
 

@@ -105,6 +105,9 @@ class Trainer:
             if int(ds.meta.get("size", model_cfg.crop_size)) < model_cfg.crop_size:
                 log(f"warning: {ds.root} has {ds.meta.get('size')}^2 frames but this model needs "
                     f"{model_cfg.crop_size}^2: frames are upsampled (preprocess with --size {model_cfg.crop_size})")
+            if not ds.subject.forehead and not resume:
+                log(f"note: {ds.root} was made before the face mesh reached the hairline; driven by moving heads, "
+                    f"its avatar may draw the upper forehead where the training frames had it (preprocess again)")
         torch.manual_seed(train_cfg.seed)
         self._build(init)
         self.iteration, self.elapsed = 0, 0.0
