@@ -205,7 +205,7 @@ def test_the_forehead_band_is_rendered_and_older_face_models_keep_their_mesh(ast
     frame = ds.params.select(slice(5, 6))
     verts = frame.vertices(ds.subject)[0]
     assert len(verts) == len(render_topology().source)
-    save_face_model(tmp_path, dataclasses.replace(ds.subject, forehead=False))
+    save_face_model(tmp_path, dataclasses.replace(ds.subject, forehead_reach=()))
     old = load_face_model(tmp_path)
     assert not old.forehead and np.array_equal(old.texture, ds.subject.texture)
     old_verts = frame.vertices(old)[0]
@@ -221,3 +221,37 @@ def test_the_forehead_band_is_rendered_and_older_face_models_keep_their_mesh(ast
     rows = np.nonzero(band)[0]
     assert band.sum() > 0.1 * (old_uv[..., 2] > 0).sum() and rows.max() < top + 0.2 * size
     assert ds.mask(5)[band].mean() > 0.9  # on the person (her forehead and hair), not the background
+
+
+def test_the_forehead_band_is_fitted_to_the_person_and_older_bands_keep_their_reach(astro_dataset, tmp_path):
+    """The band's reach is fitted to the person's outline, written to the face model and meta.json; a face
+    model whose band was made before the fit loads with the band it was made with."""
+    import dataclasses
+
+    from safetensors.numpy import load_file, save_file
+
+    from styleavatar.data.dataset import load_face_model, save_face_model
+    from styleavatar.tracking.face_model import FOREHEAD_REACH_RANGE, default_forehead_reach, forehead_band
+    from styleavatar.tracking.procrustes import apply_similarity
+
+    ds = Dataset.open(astro_dataset.output)
+    reach = ds.subject.forehead_reach
+    assert list(reach) == ds.meta["forehead_reach"] and reach != default_forehead_reach()
+    assert all(FOREHEAD_REACH_RANGE[0] <= r <= FOREHEAD_REACH_RANGE[1] for r in reach)
+    # the fitted band's upper edge stays on the person in the training frames
+    rows = np.arange(0, ds.meta["split"]["train"][1], 5)
+    shapes = ds.subject.shape(ds.params.expression[rows])
+    frames, size = ds.params.select(rows), ds.meta["size"]
+    top = apply_similarity(np.einsum("bp,npc->nbc", forehead_band(reach), shapes), frames.scale, frames.rotation,
+                           frames.translation)[..., :2] * size
+    xy = np.clip(np.round(top - 0.5).astype(int), 0, size - 1)
+    masks = np.stack([ds.mask(int(i)) for i in rows])
+    assert (masks[np.arange(len(rows))[:, None], xy[..., 1], xy[..., 0]] > 0.5).mean() > 0.9
+    # older bands: no stored reach, the default one
+    save_face_model(tmp_path, ds.subject)
+    assert load_face_model(tmp_path).forehead_reach == reach
+    tensors = load_file(str(tmp_path / "face_model.safetensors"))
+    del tensors["forehead_reach"]
+    save_file(tensors, str(tmp_path / "face_model.safetensors"))
+    assert load_face_model(tmp_path).forehead_reach == default_forehead_reach()
+    assert dataclasses.replace(ds.subject, forehead_reach=()).forehead is False

@@ -69,9 +69,14 @@ def test_forehead_band_continues_the_face_upwards():
     height = shape[152, 1] - shape[10, 1]  # forehead to chin, about 18 cm
     assert -0.3 * height < top < -0.15 * height  # past the hairline: about 4 cm above landmark 10
     # its triangles face the viewer (-z) as the face's do, so shading and the texture bake treat them alike
+    # so do they for every reach a band can be fitted to (none folds back over the top of the head)
     band_tris = topo.triangles[len(fm.render_topology(forehead=False).triangles):]
-    a, b, c = (verts[band_tris[:, i]] for i in range(3))
-    assert (np.cross(b - a, c - a)[:, 2] < 0).all()
+    rng = np.random.default_rng(0)
+    fitted = [(fm.FOREHEAD_REACH_RANGE[1],) * len(band)] + [tuple(rng.uniform(*fm.FOREHEAD_REACH_RANGE, len(band)))
+                                                            for _ in range(200)]
+    for v in [verts] + [fm.render_vertices(shape[None], np.zeros((1, 4)), r)[0] for r in fitted]:
+        a, b, c = (v[band_tris[:, i]] for i in range(3))
+        assert (np.cross(b - a, c - a)[:, 2] < 0).all()
     # in UV space inside [0, 1] and overlapping nothing: the layout's area adds up
     assert topo.uvs.min() >= 0 and topo.uvs.max() <= 1
     assert (topo.uvs[topo.forehead, 1] < topo.uvs[list(fm.FOREHEAD_ARC), 1]).all()
@@ -86,7 +91,7 @@ def test_forehead_band_moves_and_scales_with_the_face():
     base = fm.render_vertices(shape[None], np.zeros((1, 4)))[0, topo.forehead]
     moved = fm.render_vertices(2.0 * shape[None] + [1.0, -3.0, 0.5], np.zeros((1, 4)))[0, topo.forehead]
     np.testing.assert_allclose(moved, 2.0 * base + [1.0, -3.0, 0.5], atol=1e-9)
-    old = fm.render_vertices(shape[None], np.zeros((1, 4)), forehead=False)[0]
+    old = fm.render_vertices(shape[None], np.zeros((1, 4)), forehead_reach=())[0]
     np.testing.assert_array_equal(old, fm.render_vertices(shape[None], np.zeros((1, 4)))[0, :len(old)])
 
 

@@ -255,7 +255,7 @@ def test_a_dataset_made_before_the_forehead_band_trains_and_drives_without_it_an
     old = tmp_path / "old"
     shutil.copytree(astro_dataset.output, old)
     ds = Dataset.open(old)
-    save_face_model(old, dataclasses.replace(ds.subject, forehead=False))
+    save_face_model(old, dataclasses.replace(ds.subject, forehead_reach=()))
     logs: list[str] = []
     train([old], tmp_path / "run", TINY_M, TINY_T, iters=2, progress=False, log=logs.append)
     assert sum("hairline" in m for m in logs) == 1

@@ -15,7 +15,7 @@ from safetensors.numpy import load_file, save_file
 
 from ..errors import UserError
 from ..tracking.fit import FrameParams, SubjectModel
-from ..tracking.face_model import render_topology
+from ..tracking.face_model import default_forehead_reach, render_topology
 
 FORMAT = "styleavatar-dataset"
 FORMAT_VERSION = 1
@@ -47,6 +47,8 @@ def save_face_model(folder: Path, subject: SubjectModel) -> None:
         "render_triangles": topo.triangles.astype(np.int32),
         "render_source": topo.source.astype(np.int32),
     }
+    if subject.forehead:
+        tensors["forehead_reach"] = np.asarray(subject.forehead_reach, np.float64)  # exact round trip
     if subject.closed_texture is not None:
         tensors["closed_texture"] = subject.closed_texture.astype(np.uint8)
         tensors["eye_openness"] = subject.eye_openness.astype(np.float32)
@@ -60,9 +62,12 @@ def save_face_model(folder: Path, subject: SubjectModel) -> None:
 
 
 def load_face_model(folder: Path) -> SubjectModel:
-    """Read a face model; its stored render mesh tells whether it has the forehead band (older ones do not)."""
+    """Read a face model; its stored render mesh tells whether it has the forehead band (older ones do not),
+    and a band made before its reach was fitted per subject has the default reach."""
     t = load_file(str(Path(folder) / "face_model.safetensors"))
-    forehead = len(t["render_source"]) != len(render_topology(forehead=False).source)
+    forehead = ()
+    if len(t["render_source"]) != len(render_topology(forehead=False).source):
+        forehead = tuple(float(r) for r in t["forehead_reach"]) if "forehead_reach" in t else default_forehead_reach()
     return SubjectModel(t["identity"].astype(np.float64), t["basis"].astype(np.float64),
                         t["coeff_rms"].astype(np.float64), t["coeff_min"].astype(np.float64),
                         t["coeff_max"].astype(np.float64), t["texture"], t.get("closed_texture"),

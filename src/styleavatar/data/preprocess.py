@@ -40,7 +40,7 @@ from ..rendering.rasterize import Rasterizer, make_rasterizer
 from ..rendering.render import bake_closed_eyes, bake_texture, frame_texture, render_frame
 from ..tracking.crop import CropBox, crop_frame
 from ..tracking.face_model import EYES, openness, openness_per_eye
-from ..tracking.fit import BLINK_FRACTION, FrameParams, SubjectModel, reprojection_error
+from ..tracking.fit import BLINK_FRACTION, FrameParams, SubjectModel, fit_forehead_reach, reprojection_error
 from ..tracking.segmentation import PersonSegmenter
 from ..tracking.video import StepClock, check_tracked, fit_tracked, timed_frames, track_landmarks
 from .dataset import (FORMAT, FORMAT_VERSION, encode_uv, frame_name, is_complete, save_face_model,
@@ -157,20 +157,33 @@ def _blink_frames(eyes: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return np.array(picked, int)
 
 
-def _bake(video: Path, cfg: PreprocessConfig, crop: CropBox, verts: np.ndarray, params: FrameParams,
-          subject: SubjectModel, rasterizer: Rasterizer, train: range) -> tuple[SubjectModel, np.ndarray]:
-    """The subject with its textures: open eyes from the most frontal, neutral frames; shut lids from the
-    blinks of the tracked training frames, with the openness of each eye open (their median) and shut (the
-    blinks' mean); none without a blink. Returns it and the indices of the blink frames."""
+OUTLINE_FRAMES = 32
+"""Training frames, evenly spaced, whose person masks the forehead band's reach is fitted to."""
+
+
+def _bake(video: Path, cfg: PreprocessConfig, crop: CropBox, params: FrameParams, subject: SubjectModel,
+          rasterizer: Rasterizer, train: range) -> tuple[SubjectModel, np.ndarray]:
+    """The subject with its forehead band fitted to the head's outline in the tracked training frames
+    (:func:`~styleavatar.tracking.fit.fit_forehead_reach`) and its textures: open eyes from the most frontal,
+    neutral frames; shut lids from the blinks of the tracked training frames, with the openness of each eye
+    open (their median) and shut (the blinks' mean); none without a blink. Returns it and the indices of the
+    blink frames."""
     eyes = openness_per_eye(subject.shape(params.expression))  # (N, 2) right, left
     seen = np.array([i for i in train if params.tracked[i]], int)
     opened = set(_texture_frames(params, subject, cfg.texture_frames).tolist())
     blinks = _blink_frames(eyes, seen)
-    wanted = opened | set(blinks.tolist())
+    outline = seen[np.unique(np.linspace(0, len(seen) - 1, min(OUTLINE_FRAMES, len(seen))).astype(int))]
+    wanted = opened | set(blinks.tolist()) | set(outline.tolist())
     crops: dict[int, np.ndarray] = {}
     for frame in read_frames(video, cfg.fps, max(wanted) + 1):
         if frame.index in wanted:
             crops[frame.index] = crop_frame(frame.rgb, crop, cfg.size)
+    outline = np.array([i for i in outline if i in crops], int)
+    if len(outline):  # else the default band
+        segmenter = PersonSegmenter()
+        masks = np.stack([segmenter(crops[i]) for i in outline])
+        subject = replace(subject, forehead_reach=fit_forehead_reach(masks, params.select(outline), subject))
+    verts = params.vertices(subject)
     found = [i for i in sorted(opened) if i in crops]
     texture = bake_texture(rasterizer, [crops[i] for i in found], [verts[i] for i in found], cfg.texture_size)
     if not len(blinks):
@@ -291,11 +304,11 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
     fps = cfg.fps or info.fps
     crop, norm, subject, params, size_px = fit_tracked(video, info, cfg, landmarks)
     reproj = float(np.nanmedian(reprojection_error(subject, params, norm)) * cfg.render_size)
-    verts = params.vertices(subject)
     t = clock.add("fit", t)
     rasterizer = make_rasterizer(cfg.rasterizer)
     n_train = int(round(cfg.train_fraction * len(landmarks)))
-    subject, blinks = _bake(video, cfg, crop, verts, params, subject, rasterizer, range(n_train))
+    subject, blinks = _bake(video, cfg, crop, params, subject, rasterizer, range(n_train))
+    verts = params.vertices(subject)
     clock.add("texture", t)
 
     n = _write_frames(video, info, cfg, crop, verts, subject, params.expression, rasterizer, partial, clock,
@@ -320,6 +333,7 @@ def _preprocess(video: Path, out: Path, info: VideoInfo, cfg: PreprocessConfig, 
         "crop_box": crop.as_dict(), "face_size_px": round(size_px, 1),
         "tracked_fraction": round(fraction, 4), "untracked_frames": int((~tracked).sum()),
         "split": {"train": [0, n_train], "test": [n_train, n]}, "blink_frames": blinks.tolist(),
+        "forehead_reach": list(subject.forehead_reach),
         "reprojection_error_px": round(reproj, 3), "rasterizer": rasterizer.name,
         "audio": "audio.m4a" if has_audio else None,
         "timings_s": {k: round(v, 3) for k, v in clock.seconds.items()},

@@ -53,13 +53,20 @@ MOUTH_DEPTH = 1.2
 FOREHEAD_ARC = (162, 21, 54, 103, 67, 109, 10, 338, 297, 332, 284, 251, 389)
 """The face outline's upper arc, from the right temple over the forehead to the left temple, in order."""
 FOREHEAD_REACH = 2.5
-"""How far the forehead band reaches past the arc at the middle of the forehead, in steps of the mesh there
-(each arc point's distance from its neighbours inside the mesh; about 4 cm on an adult): past the hairline into
-the hair (1.0 stops at the hairline on anchor_71s; 1.5 left the network's seam along the hairline: BENCHMARKS.md,
-"the forehead band"). It tapers to 0.6 of this at the temples, which are near the head's outline."""
+"""How far the forehead band of face models made before its reach was fitted per subject reaches past the arc at
+the middle of the forehead, in steps of the mesh there (each arc point's distance from its neighbours inside the
+mesh; about 1.6 cm on an adult): past the hairline into the hair (1.0 stops at the hairline on anchor_71s; 1.5
+left the network's seam along the hairline: BENCHMARKS.md, "the forehead band"). It tapers to
+``FOREHEAD_TEMPLE_REACH`` at the temples, which are near the head's outline."""
+FOREHEAD_TEMPLE_REACH = 1.5
+"""The reach of that default band at the two temples, in the same steps."""
+FOREHEAD_REACH_RANGE = (0.5, 4.0)
+"""Smallest and largest reach a subject's band is fitted to (:func:`~styleavatar.tracking.fit.fit_forehead_reach`);
+from 4.5 steps the band's triangles over the middle of the forehead can fold back over the top of the head."""
 FOREHEAD_UV_SQUEEZE = 0.45
-"""The band's extent in UV space as a fraction of its extent on the face: UV space has about 0.1 free above
-the arc, less than the band's full length."""
+"""The band's extent in UV space as a fraction of the default band's extent on the face (UV space has about 0.1
+free above the arc, less than the band's full length). It is the same for every subject, so a longer band is
+stretched over the same texels."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +126,6 @@ class RenderTopology:
     """(20,) render vertex indices of the inner-lip copies bordering the mouth interior."""
     forehead: np.ndarray
     """(B,) render vertex indices of the forehead band's upper edge (empty without the band)."""
-    forehead_weights: np.ndarray
-    """(B, 468) each band vertex as a linear combination of model points (see :func:`render_vertices`)."""
 
 
 def _without_ring_triangles(triangles: np.ndarray, ring: tuple[int, ...]) -> np.ndarray:
@@ -142,19 +147,26 @@ def mesh_outline(triangles: np.ndarray) -> set[int]:
     return set(uniq[count == 1].ravel().tolist())
 
 
-def _forehead_band(reach: float) -> np.ndarray:
-    """(B, 468) weights placing each forehead-band vertex: its arc point carried on outwards by ``reach``
-    (tapered towards the temples) times the step from the mean of its neighbours inside the mesh, so the band
-    continues the surface's own slope and scales with the face. Row i: (1 + r) at arc point i, -r spread
-    over its inner neighbours."""
+def default_forehead_reach() -> tuple[float, ...]:
+    """The band's reach at each arc point (temple to temple, in steps of the mesh) for face models that were
+    not fitted: ``FOREHEAD_REACH`` at the middle of the forehead, ``FOREHEAD_TEMPLE_REACH`` at the temples."""
+    rise = np.sin(np.pi * np.arange(len(FOREHEAD_ARC)) / (len(FOREHEAD_ARC) - 1))
+    return tuple(float(r) for r in FOREHEAD_TEMPLE_REACH + (FOREHEAD_REACH - FOREHEAD_TEMPLE_REACH) * rise)
+
+
+@functools.lru_cache(maxsize=8)
+def forehead_band(reach: tuple[float, ...]) -> np.ndarray:
+    """(B, 468) weights placing each forehead-band vertex: arc point i carried on outwards by ``reach[i]`` times
+    the step from the mean of its neighbours inside the mesh, so the band continues the surface's own slope and
+    scales with the face. Row i: (1 + r) at arc point i, -r spread over its inner neighbours. Read-only."""
     tris = canonical_mesh().triangles
     edge = mesh_outline(tris)
-    taper = 0.6 + 0.4 * np.sin(np.pi * np.arange(len(FOREHEAD_ARC)) / (len(FOREHEAD_ARC) - 1))
     weights = np.zeros((len(FOREHEAD_ARC), NUM_POINTS))
-    for row, (point, r) in enumerate(zip(FOREHEAD_ARC, reach * taper)):
+    for row, (point, r) in enumerate(zip(FOREHEAD_ARC, reach, strict=True)):
         inner = sorted(set(tris[(tris == point).any(1)].ravel().tolist()) - edge)
         weights[row, point] = 1 + r
         weights[row, inner] = -r / len(inner)
+    weights.setflags(write=False)
     return weights
 
 
@@ -192,16 +204,15 @@ def _build_topology(forehead: bool) -> RenderTopology:
                           np.asarray([MOUTH_UV_CENTRE]), disc])
     tris = np.concatenate([tris, _fan(eye_r, RIGHT_EYE_RING), _fan(eye_l, LEFT_EYE_RING),
                            _fan(mouth_c, mouth_ring)])
-    band, weights = np.zeros(0, np.int64), np.zeros((0, n))
+    band = np.zeros(0, np.int64)
     if forehead:
-        weights = _forehead_band(FOREHEAD_REACH)
         band = np.arange(len(source), len(source) + len(FOREHEAD_ARC))
         source = np.concatenate([source, np.full(len(band), -1)])
         # The same construction in UV space, shortened to fit above the arc (see FOREHEAD_UV_SQUEEZE).
-        band_uvs = _forehead_band(FOREHEAD_REACH * FOREHEAD_UV_SQUEEZE) @ mesh.uvs
+        band_uvs = forehead_band(tuple(FOREHEAD_UV_SQUEEZE * r for r in default_forehead_reach())) @ mesh.uvs
         uvs = np.concatenate([uvs, band_uvs])
         tris = np.concatenate([tris, _band_triangles(np.asarray(FOREHEAD_ARC), band)])
-    return RenderTopology(source, uvs, tris, (eye_r, eye_l), mouth_c, mouth_ring, band, weights)
+    return RenderTopology(source, uvs, tris, (eye_r, eye_l), mouth_c, mouth_ring, band)
 
 
 def topology_of(vertex_count: int) -> RenderTopology:
@@ -225,18 +236,21 @@ def eye_frames(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (a + b) / 2, np.linalg.norm(a - b, axis=-1)
 
 
-def render_vertices(shape: np.ndarray, gaze: np.ndarray, forehead: bool = True) -> np.ndarray:
+def render_vertices(shape: np.ndarray, gaze: np.ndarray, forehead_reach: tuple[float, ...] | None = None
+                    ) -> np.ndarray:
     """Positions of all render vertices from model points and gaze, in the head frame.
 
     Args:
         shape: (..., 468, 3) model points in the head frame (canonical units, image-frame axes).
         gaze: (..., 4) iris offsets (dx_right, dy_right, dx_left, dy_left) from each eye's centre, in
             units of that eye's width (x right, y down).
-        forehead: with the forehead band (see :func:`render_topology`).
+        forehead_reach: the forehead band's reach at each arc point (:func:`forehead_band`); None: the
+            default (:func:`default_forehead_reach`); empty: no band (face models made before it).
     Returns:
         (..., R, 3) render vertex positions.
     """
-    topo = render_topology(forehead)
+    reach = default_forehead_reach() if forehead_reach is None else tuple(forehead_reach)
+    topo = render_topology(bool(reach))
     out = shape[..., np.where(topo.source >= 0, topo.source, 0), :].copy()
     centres, widths = eye_frames(shape)
     offsets = gaze.reshape(*gaze.shape[:-1], 2, 2) * widths[..., None]
@@ -246,7 +260,8 @@ def render_vertices(shape: np.ndarray, gaze: np.ndarray, forehead: bool = True) 
     ring = shape[..., list(INNER_LIP_RING), :].mean(-2)
     ring[..., 2] += MOUTH_DEPTH  # +z is away from the viewer: set the mouth interior back
     out[..., topo.mouth_centre, :] = ring
-    out[..., topo.forehead, :] = np.einsum("bp,...pc->...bc", topo.forehead_weights, shape)
+    if reach:
+        out[..., topo.forehead, :] = np.einsum("bp,...pc->...bc", forehead_band(reach), shape)
     return out
 
 

@@ -19,8 +19,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from .expression import learn_basis, solve_coefficients
-from .face_model import (EYES, IRIS_CENTRES, MOUTH, NUM_POINTS, canonical_mesh, eye_frames, openness,
-                         openness_per_eye, point_weights, render_vertices)
+from .face_model import (EYES, FOREHEAD_ARC, FOREHEAD_REACH_RANGE, IRIS_CENTRES, MOUTH, NUM_POINTS, canonical_mesh,
+                         default_forehead_reach, eye_frames, forehead_band, openness, openness_per_eye,
+                         point_weights, render_vertices)
 from .procrustes import apply_similarity, euler_degrees, fit_pose_2d, invert_similarity, weighted_procrustes
 from .smoothing import smooth_offline
 
@@ -48,9 +49,16 @@ class SubjectModel:
     eye_openness: np.ndarray | None = None
     """(2, 2) with ``closed_texture``: per eye (right, left of :data:`EYES`) its openness when open (median of
     the training frames) and when shut (mean of the blinks the closed texture was baked from)."""
-    forehead: bool = True
-    """Render with the forehead band (:func:`~styleavatar.tracking.face_model.render_topology`); False for
-    face models made before it, whose textures and avatars know the mesh without it."""
+    forehead_reach: tuple[float, ...] = dataclasses.field(default_factory=default_forehead_reach)
+    """The forehead band's reach at each point of its arc, temple to temple, in steps of the mesh
+    (:func:`~styleavatar.tracking.face_model.forehead_band`; fitted to the subject's head by
+    :func:`fit_forehead_reach`). Empty for face models made before the band, whose textures and avatars know
+    the mesh without it."""
+
+    @property
+    def forehead(self) -> bool:
+        """Whether the render mesh has the forehead band."""
+        return bool(self.forehead_reach)
 
     def shape(self, expression: np.ndarray) -> np.ndarray:
         """(N, K) coefficients -> (N, 468, 3) head-frame shapes."""
@@ -113,7 +121,7 @@ class FrameParams:
 
     def vertices(self, subject: SubjectModel) -> np.ndarray:
         """(N, R, 3) crop-normalised render-mesh vertices (with eye and mouth patches)."""
-        head = render_vertices(subject.shape(self.expression), self.gaze, subject.forehead)
+        head = render_vertices(subject.shape(self.expression), self.gaze, subject.forehead_reach)
         return apply_similarity(head, self.scale, self.rotation, self.translation)
 
 
@@ -306,3 +314,50 @@ def reprojection_error(subject: SubjectModel, params: FrameParams, landmarks: np
     (multiply by a render size for pixels); NaN for untracked frames."""
     d = np.linalg.norm(params.points(subject)[..., :2] - landmarks[:, :NUM_POINTS, :2], axis=-1).mean(-1)
     return np.where(params.tracked, d, np.nan)
+
+
+FOREHEAD_MARGIN = 0.5
+"""Steps of the mesh (about 0.8 cm) the fitted forehead band stays inside the head's outline."""
+FOREHEAD_QUANTILE = 0.1
+"""Which quantile over the sampled frames of where the head's outline lies sets the band's reach: the band stays
+on the person in nine frames in ten even where the outline moves with the hair or the segmentation."""
+
+
+def outline_reach(masks: np.ndarray, params: FrameParams, subject: SubjectModel) -> np.ndarray:
+    """(M, B) how far out (in steps of the mesh) each forehead-band arc point can be carried before it leaves
+    the person, per frame: the last reach, in tenths of a step up to ``FOREHEAD_REACH_RANGE[1]`` plus the
+    margin, whose point lies on ``masks`` (M, S, S) > 0.5; the arc point itself off the person gives 0.
+
+    ``params`` are the M frames' crop-normalised parameters (the masks cover the same crop, S pixels a side).
+    """
+    size = masks.shape[-1]
+    shapes = subject.shape(params.expression)
+    arc = shapes[:, list(FOREHEAD_ARC)]
+    one_step = np.einsum("bp,npc->nbc", forehead_band((1.0,) * len(FOREHEAD_ARC)), shapes)
+    # A similarity is affine, so the image of arc + r * step is the image of arc plus r times that of the step.
+    a = apply_similarity(arc, params.scale, params.rotation, params.translation)[..., :2] * size
+    b = apply_similarity(one_step, params.scale, params.rotation, params.translation)[..., :2] * size
+    reaches = np.arange(0.0, FOREHEAD_REACH_RANGE[1] + FOREHEAD_MARGIN + 1e-9, 0.1)
+    pts = a[:, :, None] + reaches[:, None] * (b - a)[:, :, None]  # (M, B, R, 2) pixels
+    xy = np.round(pts - 0.5).astype(int)  # pixel centres at +0.5
+    inside = ((xy >= 0) & (xy < size)).all(-1)
+    xy = np.clip(xy, 0, size - 1)
+    frame = np.arange(len(masks))[:, None, None]
+    on = inside & (masks[frame, xy[..., 1], xy[..., 0]] > 0.5)
+    # Index of the first sample off the person (R when none is): the reach just before it.
+    first_off = np.where(on.all(-1), len(reaches), np.argmin(on, axis=-1))
+    return np.where(first_off > 0, reaches[np.maximum(first_off - 1, 0)], 0.0)
+
+
+def fit_forehead_reach(masks: np.ndarray, params: FrameParams, subject: SubjectModel) -> tuple[float, ...]:
+    """The forehead band's reach at each arc point, fitted to the subject's own head outline: the
+    ``FOREHEAD_QUANTILE`` over frames of :func:`outline_reach`, less ``FOREHEAD_MARGIN``, within
+    ``FOREHEAD_REACH_RANGE``, and no further than the mean with its neighbours (no spikes along the band).
+
+    Args: masks (M, S, S) person masks in [0, 1] of M training frames; params their crop-normalised parameters.
+    """
+    reach = np.quantile(outline_reach(masks, params, subject), FOREHEAD_QUANTILE, axis=0) - FOREHEAD_MARGIN
+    reach = np.clip(reach, *FOREHEAD_REACH_RANGE)
+    padded = np.pad(reach, 1, mode="edge")
+    reach = np.minimum(reach, 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:])
+    return tuple(round(float(r), 3) for r in reach)
