@@ -14,9 +14,10 @@ mesh adds what the paper's FaceVerse model gets from separate eyeballs and what 
   with their own UV region (a disc in a free corner of UV space) and a centre vertex set back behind the
   lips, so the network has a place for teeth and tongue;
 - a *forehead band* carries the mesh on past its top edge (which lies mid-forehead) over the hairline into
-  the hair, so that the upper forehead is in the texture render and moves with the head rather
-  than being left to the network at the place it held in the training frames. Face models made before the
-  band keep the render mesh without it (``render_topology(forehead=False)``).
+  the hair, so that the upper forehead and the hair are in the texture render and move with the head rather
+  than being left to the network at the place they held in the training frames. How far it reaches at each
+  point is fitted to the person's head outline (:func:`~styleavatar.tracking.fit.fit_forehead_reach`). Face
+  models made before the band keep the render mesh without it (``render_topology(forehead=False)``).
 """
 from __future__ import annotations
 
