@@ -231,8 +231,7 @@ def test_the_forehead_band_is_fitted_to_the_person_and_older_bands_keep_their_re
     from safetensors.numpy import load_file, save_file
 
     from styleavatar.data.dataset import load_face_model, save_face_model
-    from styleavatar.tracking.face_model import FOREHEAD_REACH_RANGE, default_forehead_reach, forehead_band
-    from styleavatar.tracking.procrustes import apply_similarity
+    from styleavatar.tracking.face_model import FOREHEAD_REACH_RANGE, default_forehead_reach, render_topology
 
     ds = Dataset.open(astro_dataset.output)
     reach = ds.subject.forehead_reach
@@ -240,10 +239,8 @@ def test_the_forehead_band_is_fitted_to_the_person_and_older_bands_keep_their_re
     assert all(FOREHEAD_REACH_RANGE[0] <= r <= FOREHEAD_REACH_RANGE[1] for r in reach)
     # the fitted band's upper edge stays on the person in the training frames
     rows = np.arange(0, ds.meta["split"]["train"][1], 5)
-    shapes = ds.subject.shape(ds.params.expression[rows])
-    frames, size = ds.params.select(rows), ds.meta["size"]
-    top = apply_similarity(np.einsum("bp,npc->nbc", forehead_band(reach), shapes), frames.scale, frames.rotation,
-                           frames.translation)[..., :2] * size
+    size = ds.meta["size"]
+    top = ds.params.select(rows).vertices(ds.subject)[:, render_topology().forehead, :2] * size
     xy = np.clip(np.round(top - 0.5).astype(int), 0, size - 1)
     masks = np.stack([ds.mask(int(i)) for i in rows])
     assert (masks[np.arange(len(rows))[:, None], xy[..., 1], xy[..., 0]] > 0.5).mean() > 0.9

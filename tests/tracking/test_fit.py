@@ -1,12 +1,13 @@
 """The forehead band's reach fitted to a person's outline (``fit_forehead_reach``)."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 
 from styleavatar.tracking import face_model as fm
 from styleavatar.tracking.fit import FOREHEAD_MARGIN, FrameParams, SubjectModel, fit_forehead_reach, outline_reach
-from styleavatar.tracking.procrustes import apply_similarity
 
 SIZE = 256
 
@@ -22,8 +23,8 @@ def _frames(count: int) -> tuple[SubjectModel, FrameParams]:
 
 def _band_pixels(subject: SubjectModel, params: FrameParams, reach: tuple[float, ...]) -> np.ndarray:
     """(B, 2) pixel positions of the band's upper edge in the first frame."""
-    band = fm.forehead_band(reach) @ subject.shape(params.expression[:1])[0]
-    return apply_similarity(band[None], params.scale[:1], params.rotation[:1], params.translation[:1])[0, :, :2] * SIZE
+    verts = params.select(slice(0, 1)).vertices(dataclasses.replace(subject, forehead_reach=reach))
+    return verts[0, fm.render_topology().forehead, :2] * SIZE
 
 
 def test_the_band_reaches_to_just_inside_the_outline():
@@ -46,8 +47,7 @@ def test_the_reach_keeps_to_its_range_and_to_the_frames_that_cut_it_short():
     everywhere = np.ones((10, SIZE, SIZE), np.float32)
     assert fit_forehead_reach(everywhere, params, subject) == (fm.FOREHEAD_REACH_RANGE[1],) * len(fm.FOREHEAD_ARC)
     # the face alone (a bald head that ends at the mesh's outline): the smallest reach
-    points = apply_similarity(subject.neutral[None], params.scale[:1], params.rotation[:1], params.translation[:1])
-    hull = cv2.convexHull(np.round(points[0, :, :2] * SIZE).astype(np.int32))
+    hull = cv2.convexHull(np.round(params.points(subject)[0, :, :2] * SIZE).astype(np.int32))
     face_only = np.repeat(cv2.dilate(cv2.fillConvexPoly(np.zeros((SIZE, SIZE), np.uint8), hull, 1),
                                      np.ones((3, 3), np.uint8))[None].astype(np.float32), 10, 0)
     assert fit_forehead_reach(face_only, params, subject) == (fm.FOREHEAD_REACH_RANGE[0],) * len(fm.FOREHEAD_ARC)
