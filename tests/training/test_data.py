@@ -5,7 +5,9 @@ import numpy as np
 import torch
 
 from styleavatar.config import MODEL_PRESETS
-from styleavatar.training.data import FrameStore, background_image, batches, make_batch
+from styleavatar.tracking.face_model import EYES, MOUTH, openness
+from styleavatar.training.data import (RARITY_CAP, FrameStore, background_image, batches, make_batch, rarity_weights,
+                                       store_rarity)
 
 from ..io.test_image import VIEW_OPS, torch_ops
 
@@ -58,3 +60,56 @@ def test_background_image_is_the_median_with_the_face_inpainted():
     face = out[24:40, 18:46].astype(int)
     assert face[..., 0].max() < 60  # no skin's red left where the face was
     assert np.abs(face[:, :4] - (0, 0, 200)).max() < 40 and np.abs(face[:, -4:] - (0, 200, 0)).max() < 40
+
+
+def _talking_eyes(rng: np.random.Generator, n: int = 1000) -> np.ndarray:
+    """(n, 2) eye and mouth openness of a talking head: eyes open in 90 frames of 100 (ratio about 0.33), the
+    rest spread from closed to half open; the mouth moves throughout."""
+    eyes = np.where(rng.random(n) < 0.9, rng.normal(0.33, 0.015, n), rng.uniform(0.0, 0.25, n))
+    return np.stack([eyes, rng.uniform(0.0, 0.25, n)], 1)
+
+
+def test_rare_eye_states_are_drawn_more_often(rng):
+    """Closed and half-closed eyes (a tenth of the frames) get more than twice their share of the draws, each
+    frame within the cap; strength 0 is uniform."""
+    x = _talking_eyes(rng)
+    rare = x[:, 0] < 0.27
+    assert np.array_equal(rarity_weights(x, 0.0), np.ones(len(x)))
+    w = rarity_weights(x, 0.5)
+    assert w[rare].sum() / w.sum() > 2 * rare.mean()
+    assert w.max() <= RARITY_CAP and np.median(w[~rare]) < 1.1 < np.median(w[rare])
+    assert np.allclose(rarity_weights(x * 3 + 1, 0.5), w)  # units and offsets of the openness do not matter
+
+
+def test_store_rows_get_their_own_frames_weights(rng):
+    """A sharded store holds every other training frame: each row gets the weight its frame has among all
+    of that person's training frames; frames without landmarks weigh as the median."""
+    n = 400
+
+    class Person:  # what store_rarity reads of a Dataset
+        train_indices = range(10, 10 + n)
+        arrays = {"landmarks": rng.random((10 + n, 478, 3)).astype(np.float32)}
+
+    Person.arrays["landmarks"][50] = -1  # untracked
+    store = _store(n // 2)
+    store.frame_index = np.arange(10, 10 + n, 2)
+    got = store_rarity(store, [Person], 0.5)
+    lm = Person.arrays["landmarks"][10:10 + n]
+    ok = np.ones(n, bool)
+    ok[40] = False
+    full = np.ones(n)
+    full[ok] = rarity_weights(np.stack([openness(lm[ok], EYES), openness(lm[ok], MOUTH)], 1), 0.5)
+    assert np.allclose(got, full[::2]) and got[20] == 1.0
+
+
+def test_weighted_batches_follow_the_weights_and_repeat_on_resume():
+    cfg, store = MODEL_PRESETS["tiny"], _store()
+    weights = np.array([1.0, 0, 0, 0, 0, 3.0])
+    stream = batches(store, cfg, batch=4, seed=0, start=0, sigma=0.1, prob=1.0, max_offset=2, weights=weights)
+    rows = np.concatenate([next(stream).frame_index.numpy() for _ in range(200)])
+    assert set(rows) == {0, 5} and 0.7 < (rows == 5).mean() < 0.8
+    fresh = batches(store, cfg, batch=4, seed=0, start=0, sigma=0.1, prob=1.0, max_offset=2, weights=weights)
+    resumed = batches(store, cfg, batch=4, seed=0, start=7, sigma=0.1, prob=1.0, max_offset=2, weights=weights)
+    for _ in range(7):
+        next(fresh)
+    assert np.array_equal(next(resumed).frame_index, next(fresh).frame_index)

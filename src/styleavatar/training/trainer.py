@@ -37,7 +37,7 @@ from ..models.stylegan import Discriminator
 from ..runtime import Runtime, choose, device_name, pick_device, tune_for
 from . import distributed as ddp
 from . import run_folder as rf
-from .data import Batch, FrameStore, background_image, batches, make_batch, split_codes
+from .data import Batch, FrameStore, background_image, batches, make_batch, split_codes, store_rarity
 from .speed import probe_steps
 from .step import Optimiser, adamw, discriminator_step, generator_step, loss_values, update_ema
 
@@ -321,8 +321,13 @@ class _Loop:
                            if t.eval_minutes > 0 and tr.dist.main and len(tr.datasets[0].test_indices) else None)
         self.writer = SummaryWriter(str(tr.run_dir / "tensorboard")) if tr.dist.main else None
         self.log_file = open(tr.run_dir / "log.jsonl", "a") if tr.dist.main else None
+        weights = store_rarity(self.train_store, tr.datasets, t.rare_expressions) if t.rare_expressions else None
+        if weights is not None:
+            p = weights / weights.sum()  # effective sample size 1 / sum p^2: len(p) when uniform
+            tr.log(f"rare expressions {t.rare_expressions:g}: frames drawn {weights.min():.1f}-{weights.max():.1f}x "
+                   f"as often as a usual one (effectively {1 / (p ** 2).sum():.0f} of {len(p)} frames)")
         stream = batches(self.train_store, m, t.batch, t.seed, tr.iteration, t.window_sigma, t.window_prob,
-                         tr.G.max_offset(), tr.dist.rank)
+                         tr.G.max_offset(), tr.dist.rank, weights)
         if tr.device.type == "cuda":
             stream = (b.pinned() for b in stream)
         self.stream = prefetch(stream, depth=max(2, 2 * t.workers))
