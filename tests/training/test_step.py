@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from torch import nn
 
-from styleavatar.config import TRAIN_PRESETS
+from styleavatar.config import TRAIN_PRESETS, parse_ema_ramp
+from styleavatar.errors import UserError
 from styleavatar.runtime import Runtime
 from styleavatar.training.step import Optimiser, adamw, loss_values, update_ema
 
@@ -25,6 +27,24 @@ def test_ema_moves_every_parameter_by_the_warmed_up_decay():
     d = min(0.999, 6 / 15)
     for pe, p, b in zip(ema.parameters(), net.parameters(), before):
         torch.testing.assert_close(pe, d * b + (1 - d) * p.detach())
+
+
+@pytest.mark.parametrize("ramp", [10.0, 40.0])
+def test_ema_ramp_sets_how_far_the_average_lags(ramp):
+    """A weight that grows by 1 each iteration: during the warm-up the average lags i / ramp iterations."""
+    net, ema = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    for i in range(900):
+        with torch.no_grad():
+            net.weight.fill_(float(i))
+        update_ema(ema, net, decay=0.9978, iteration=i, ramp=ramp)
+    assert 899 - ema.weight.item() == pytest.approx(900 / ramp, rel=0.01)
+
+
+def test_ema_ramp_must_be_above_one():
+    assert parse_ema_ramp("40") == 40.0
+    for text in ("1", "0.5", "nan", "forty"):
+        with pytest.raises(UserError, match="above 1"):
+            parse_ema_ramp(text)
 
 
 def test_fp16_loss_scale_survives_a_checkpoint():

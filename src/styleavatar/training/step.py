@@ -131,11 +131,11 @@ def loss_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, net: nn.Module, decay: float, iteration: int) -> None:
+def update_ema(ema: nn.Module, net: nn.Module, decay: float, iteration: int, ramp: float = 10.0) -> None:
     """Move ``ema``'s parameters towards ``net``'s.
 
-    Warm-up: early on the average follows the weights closely (decay (1 + i) / (10 + i) until it reaches
-    ``decay``), so short runs get a useful average too. Buffers are constants or the cached maps, which
-    each copy computes from its own generators."""
-    d = min(decay, (1 + iteration) / (10 + iteration))
+    Warm-up: early on the average follows the weights closely (decay (1 + i) / (ramp + i) until it reaches
+    ``decay``: the average lags about i / ramp iterations behind the weights), so short runs get a useful average
+    too. Buffers are constants or the cached maps, which each copy computes from its own generators."""
+    d = min(decay, (1 + iteration) / (ramp + iteration))
     torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - d)  # one fused op for all tensors

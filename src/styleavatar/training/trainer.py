@@ -388,7 +388,7 @@ class _Loop:
         if D is not None:
             losses.update(discriminator_step(D, tr.opt_D, b, fake, t, tr.runtime, tr.iteration))
         self.losses.update(losses)
-        update_ema(tr.G_ema, tr.G, t.ema_decay, tr.iteration)
+        update_ema(tr.G_ema, tr.G, t.ema_decay, tr.iteration, t.ema_ramp)
         tr.iteration += 1
         self.bar.update(1 if self.iters is not None else max(0, round(tr.elapsed) - self.bar.n))
         if tr.iteration % t.log_every == 0 and self.writer is not None:
