@@ -471,7 +471,7 @@ draws): after an hour on an AVX2 CPU the avatar's eyes followed three other peop
 same held-out PSNR (27.25 dB against 27.18 at about 3500 iterations; LPIPS 0.093 against 0.086; BENCHMARKS.md, "rare
 expressions drawn more often"). ``small`` (the demo) was not measured with it and draws uniformly. ``cpu``'s
 moving average also warms up faster (``ema_ramp`` 40: it lags about i / 40 iterations behind the network at
-iteration i, against i / 10):
-on one AVX2 training run, scored through five averages of its weights, 15 minutes gave LPIPS 0.164 against
-0.174 and the eyes and mouth 23.40 dB against 22.97, the hour 27.32 dB, SSIM 0.876, LPIPS 0.089 against 27.29,
-0.874, 0.092 (BENCHMARKS.md, "the average's warm-up"); ``small`` keeps 10 (not measured)."""
+iteration i, against i / 10): on one AVX2 training run, scored through several averages of its weights,
+15 minutes gave LPIPS 0.164 against 0.174 and the eyes and mouth 23.40 dB against 22.97, the hour 27.32 dB,
+SSIM 0.876, LPIPS 0.089 against 27.29, 0.874, 0.092 (BENCHMARKS.md, "the average's warm-up"); ``small`` keeps
+10 (not measured)."""
