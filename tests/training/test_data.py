@@ -1,6 +1,8 @@
 """Training batches: assembled in a loader thread, so without torch kernels."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 
@@ -89,8 +91,10 @@ def test_store_rows_get_their_own_frames_weights(rng):
     class Person:  # what store_rarity reads of a Dataset
         train_indices = range(10, 10 + n)
         arrays = {"landmarks": rng.random((10 + n, 478, 3)).astype(np.float32)}
+        params = SimpleNamespace(tracked=np.ones(10 + n, bool))
 
-    Person.arrays["landmarks"][50] = -1  # untracked
+    Person.arrays["landmarks"][50] = -1  # untracked: stored as -1, flagged in params
+    Person.params.tracked[50] = False
     store = _store(n // 2)
     store.frame_index = np.arange(10, 10 + n, 2)
     got = store_rarity(store, [Person], 0.5)

@@ -185,12 +185,11 @@ def rarity_weights(openness_pairs: np.ndarray, strength: float) -> np.ndarray:
 def store_rarity(store: FrameStore, datasets: Sequence[Dataset], strength: float) -> np.ndarray:
     """:func:`rarity_weights` of each row of ``store`` (training frames), computed per person from the
     tracked landmarks of all of that dataset's training frames, so every process of a sharded run weighs a frame
-    alike. Frames without landmarks (marked < 0) count as median. Returns (len(store),) weights."""
+    alike. Untracked frames (``params.tracked`` False) count as median. Returns (len(store),) weights."""
     out = np.ones(len(store))
     for ident, ds in enumerate(datasets):
         idx = np.asarray(ds.train_indices)
-        lm = ds.arrays["landmarks"][idx]
-        ok = (lm[:, :, :2] >= 0).all((1, 2))
+        lm, ok = ds.arrays["landmarks"][idx], ds.params.tracked[idx]
         w = np.ones(len(idx))
         w[ok] = rarity_weights(np.stack([openness(lm[ok], EYES), openness(lm[ok], MOUTH)], 1), strength)
         rows = np.flatnonzero(store.identity == ident)
