@@ -64,11 +64,10 @@ def train_step(preset: str, precision: str, batch: int, steps: int, device) -> d
     import torch
 
     from styleavatar.config import MODEL_PRESETS, TRAIN_PRESETS
-    from styleavatar.io.weights import load_weights
     from styleavatar.models.avatar import AvatarNet
-    from styleavatar.models.perceptual import PerceptualLoss
     from styleavatar.models.stylegan import Discriminator
     from styleavatar.runtime import Runtime
+    from styleavatar.training.losses import perceptual_loss
     from styleavatar.training.speed import synthetic_batch
     from styleavatar.training.step import Optimiser, adamw, discriminator_step, generator_step
 
@@ -77,7 +76,7 @@ def train_step(preset: str, precision: str, batch: int, steps: int, device) -> d
     torch.manual_seed(0)
     G, D = AvatarNet(m).to(device), Discriminator(m.output_size, m.disc_channels).to(device)
     try:
-        vgg, perceptual = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size).to(device), "on"
+        vgg, perceptual = perceptual_loss(t, device), "on"
     except Exception as exc:  # weights not fetched on this machine: time the rest, and say so
         vgg, perceptual = None, f"off ({str(exc).splitlines()[0][:80]})"
     cuda = device.type == "cuda"

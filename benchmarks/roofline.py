@@ -90,18 +90,17 @@ def step_parts(preset: str):
     import torch
 
     from styleavatar.config import MODEL_PRESETS, TRAIN_PRESETS
-    from styleavatar.io.weights import load_weights
     from styleavatar.models.avatar import AvatarNet
-    from styleavatar.models.perceptual import PerceptualLoss
     from styleavatar.models.stylegan import Discriminator
     from styleavatar.runtime import Runtime
+    from styleavatar.training.losses import perceptual_loss
     from styleavatar.training.speed import synthetic_batch
     from styleavatar.training.step import Optimiser, adamw, discriminator_step, generator_step
 
     m, t = MODEL_PRESETS[preset], TRAIN_PRESETS[preset]
     torch.manual_seed(0)
     G, D = AvatarNet(m), Discriminator(m.output_size, m.disc_channels)
-    vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size)
+    vgg = perceptual_loss(t)
     opt_G = Optimiser(G, adamw(G.parameters(), t), t.grad_clip)
     opt_D = Optimiser(D, adamw(D.parameters(), t, lazy_every=t.r1_every), t.grad_clip)
 

@@ -169,3 +169,13 @@ def test_loader_benchmark_trains_each_variant_as_named(astro_dataset, variant, t
     row = json.loads(out.strip().splitlines()[-1])
     assert row["steps"] == 8 and row["to_tensor"].endswith(to_tensor) and row["loader_thread"] is thread
     assert row["runtime"] in ("fp32", "fp32+cl", "bf16", "bf16+cl")
+
+
+def test_perceptual_benchmark_times_every_variant_reduced(capsys):
+    before = (ROOT / "BENCHMARKS.md").read_text()
+    text = _load_benchmark("perceptual").main(["--preset", "tiny", "--crop", "32", "--rounds", "1", "--no-write"])
+    assert (ROOT / "BENCHMARKS.md").read_text() == before
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| fp32 |")]
+    assert [r[1] for r in rows] == ["whole 64^2", "crop 32^2 of 64^2", "no perceptual loss"] and rows[0][3] == "1.00 |"
+    boxes = [line for line in text.splitlines() if "average pool (before)" in line or "box_mean" in line]
+    assert len(boxes) == 4  # both filters, at the training batch and for one frame

@@ -152,6 +152,37 @@ def test_perceptual_loss_matches_the_joint_pass_and_gives_gradient_to_the_fake_o
     assert float(loss_fn(real, real)) < 1e-6
 
 
+def test_perceptual_crop_scores_one_window_per_image_the_same_in_fake_and_real():
+    from styleavatar.io.weights import load_weights
+    from styleavatar.models.perceptual import PerceptualLoss, same_crops
+
+    g = torch.Generator().manual_seed(1)
+    real = torch.rand(6, 3, 64, 64, generator=g) * 2 - 1
+    torch.manual_seed(0)
+    a, b = same_crops(real + 1, real, 40)
+    assert a.shape == (6, 3, 40, 40) and torch.allclose(a, b + 1)  # the same place in both
+    places = [next((y, x) for y in range(25) for x in range(25) if torch.equal(b[i], real[i, :, y:y + 40, x:x + 40]))
+              for i in range(6)]
+    assert len(set(places)) > 1  # each image its own place
+
+    loss_fn = PerceptualLoss(load_weights("vgg16"), crop=40)
+    fake = (real + 0.3 * torch.randn(6, 3, 64, 64, generator=g)).requires_grad_(True)
+    torch.manual_seed(3)
+    loss = loss_fn(fake, real)
+    torch.manual_seed(3)
+    cf, cr = same_crops(fake, real, 40)
+    joint = loss_fn.net(torch.cat([cf, cr]))
+    assert torch.allclose(loss, sum((f[:6] - f[6:]).abs().mean() for f in joint), rtol=1e-4)
+    (grad,) = torch.autograd.grad(loss, fake)
+    torch.manual_seed(3)
+    inside = torch.zeros_like(fake, dtype=torch.bool)
+    ys, xs = torch.randint(0, 25, (6,)).tolist(), torch.randint(0, 25, (6,)).tolist()
+    for i, (y, x) in enumerate(zip(ys, xs)):
+        inside[i, :, y:y + 40, x:x + 40] = True
+    assert grad[~inside].abs().max() == 0 and (grad[inside] != 0).float().mean() > 0.9  # gradient in the crop only
+    assert float(loss_fn(real, real)) < 1e-6
+
+
 def test_known_base_starts_as_the_render_over_the_background_image():
     import dataclasses
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import convolve2d
 
-from styleavatar.models.ops import (Downsample2x, ModulatedConv2d, Upsample2x, WaveletUpsample, haar_dwt,
-                                    haar_idwt, positional_encoding)
+from styleavatar.models.ops import (Downsample2x, ModulatedConv2d, Upsample2x, WaveletUpsample, box_mean,
+                                    haar_dwt, haar_idwt, positional_encoding)
 
 
 def test_haar_round_trip_is_exact_and_energy_preserving():
@@ -88,3 +88,16 @@ def test_styled_activations_are_clamped_in_fp16_only():
     half = layer.half()(x.half(), w.half())
     assert half.dtype == torch.float16 and torch.isfinite(half).all()
     assert half.abs().max() == FP16_CLAMP
+
+
+def test_box_mean_is_the_clipped_square_mean():
+    """The row-then-column box mean equals the square window's mean over the pixels inside the image, border
+    included (where the clipped window holds fewer pixels), and the naive sum over a window differs."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 40, 33)
+    for r in (1, 3, 8):
+        ref = F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+        assert torch.allclose(box_mean(x, r), ref, atol=1e-6)
+    corner = x[0, 0, :9, :9].mean()  # the window at (0, 0) with r = 8 holds rows and columns 0-8 only
+    assert torch.isclose(box_mean(x, 8)[0, 0, 0, 0], corner, atol=1e-6)
+    assert not torch.isclose(box_mean(x, 8)[0, 0, 0, 0], x[0, 0, :9, :9].sum() / 17 ** 2, atol=1e-3)

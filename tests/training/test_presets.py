@@ -22,7 +22,7 @@ def test_preset_forward_and_one_training_step(preset):
     m, t = MODEL_PRESETS[preset], TRAIN_PRESETS[preset]
     G, D = AvatarNet(m), Discriminator(m.output_size, m.disc_channels)
     ema = copy.deepcopy(G).requires_grad_(False)
-    vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size or 128)  # full-size VGG at 1024^2 is a GPU's job
+    vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size or 128, crop=t.vgg_crop)  # 1024^2 is a GPU's job
     b = synthetic_batch(m, batch=1)
     with torch.no_grad():
         image, mask = G(b.render, b.uv, b.frame_index, b.identity, None)

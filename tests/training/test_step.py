@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from styleavatar.config import TRAIN_PRESETS, parse_ema_ramp
+from styleavatar.config import TRAIN_PRESETS, parse_ema_ramp, parse_vgg_crop
 from styleavatar.errors import UserError
 from styleavatar.runtime import Runtime
 from styleavatar.training.step import Optimiser, adamw, loss_values, update_ema
@@ -45,6 +45,13 @@ def test_ema_ramp_must_be_above_one():
     for text in ("1", "0.5", "nan", "forty"):
         with pytest.raises(UserError, match="above 1"):
             parse_ema_ramp(text)
+
+
+def test_vgg_crop_is_a_side_of_at_least_32_or_0_for_the_whole_image():
+    assert parse_vgg_crop("96") == 96 and parse_vgg_crop("0") is None
+    for text in ("31", "-96", "9.5", "ninety"):
+        with pytest.raises(UserError, match="at least 32"):
+            parse_vgg_crop(text)
 
 
 def test_fp16_loss_scale_survives_a_checkpoint():

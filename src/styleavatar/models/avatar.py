@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .ops import EqualConv2d, MappingNetwork, haar_idwt, positional_encoding
+from .ops import EqualConv2d, MappingNetwork, box_mean, haar_idwt, positional_encoding
 from .stylegan import FeatureGenerator
 from .styleunet import StyleUNet
 
@@ -294,7 +294,7 @@ class AvatarNet(nn.Module):
         cov = self._window(uv[:, 2:3], offsets, 2)
         tex, cov = (F.interpolate(x, size=(out, out), mode="bilinear", align_corners=False) for x in (tex, cov))
         r = self.blend_band
-        near = F.avg_pool2d(cov, 2 * r + 1, stride=1, padding=r, count_include_pad=False)  # local coverage
+        near = box_mean(cov, r)  # local coverage
         weight = (2 * near - 1).clamp(0, 1)  # 1 deeper than r inside the mesh, falling to 0 at its edge
         background = self._window(background_image.to(render.dtype), offsets, 8, batch=render.shape[0])
         # The background image learns only where it is the whole base (weight 0). Behind the blend band a pixel

@@ -49,6 +49,17 @@ def haar_idwt(y: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------- resampling
+def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean of each (2r + 1)^2 neighbourhood of x (B, C, H, W), counting only the pixels inside the image.
+
+    The same as ``F.avg_pool2d(x, 2r + 1, 1, r, count_include_pad=False)``, as a row pass and a column pass:
+    the clipped neighbourhood is a rectangle, so its mean is the mean of the row means (O(r) per pixel instead
+    of O(r^2); at r = 8 on a 256^2 map, a 17x17 window cost the training step 27 ms)."""
+    k = 2 * r + 1
+    rows = F.avg_pool2d(x, (1, k), stride=1, padding=(0, r), count_include_pad=False)
+    return F.avg_pool2d(rows, (k, 1), stride=1, padding=(r, 0), count_include_pad=False)
+
+
 def _blur_kernel() -> torch.Tensor:
     k = torch.tensor([1.0, 3.0, 3.0, 1.0])
     k2 = k[:, None] * k[None, :]

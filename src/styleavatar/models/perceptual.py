@@ -71,18 +71,34 @@ class FeatureNet(nn.Module):
         return out
 
 
-class PerceptualLoss(nn.Module):
-    """Mean L1 distance of the five VGG16 feature maps (each averaged), optionally at a reduced side."""
+def same_crops(a: torch.Tensor, b: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random side x side crop of each image of a and b (B, C, H, W), each image's at a place drawn from
+    torch's global generator and the same in a and b. Returns two (B, C, side, side)."""
+    n, h, w = a.shape[0], a.shape[-2], a.shape[-1]
+    ys, xs = torch.randint(0, h - side + 1, (n,)).tolist(), torch.randint(0, w - side + 1, (n,)).tolist()
 
-    def __init__(self, weights: dict[str, np.ndarray], size: int | None = None) -> None:
+    def crop(x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x[i, :, y:y + side, x0:x0 + side] for i, (y, x0) in enumerate(zip(ys, xs))])
+
+    return crop(a), crop(b)
+
+
+class PerceptualLoss(nn.Module):
+    """Mean L1 distance of the five VGG16 feature maps (each averaged), optionally at a reduced side (``size``)
+    and on a random crop of it (``crop``), which keeps the detail of that side at a fraction of the cost."""
+
+    def __init__(self, weights: dict[str, np.ndarray], size: int | None = None, crop: int | None = None) -> None:
         super().__init__()
         self.net = FeatureNet("vgg16", weights)
-        self.size = size
+        self.size, self.crop = size, crop
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """fake, real: (B, 3, H, W) in [-1, 1] -> 0-d loss (gradient to ``fake`` only)."""
         if self.size and fake.shape[-1] > self.size:
             fake = F.interpolate(fake, size=(self.size, self.size), mode="area")
             real = F.interpolate(real, size=(self.size, self.size), mode="area")
+        if self.crop and min(fake.shape[-2:]) > self.crop:
+            fake, real = same_crops(fake, real, self.crop)
         with torch.no_grad():  # the targets need no graph: backward then runs over the fake half only
             target = self.net(real)
         return sum((f - t).abs().mean() for f, t in zip(self.net(fake), target))

@@ -31,13 +31,12 @@ from ..io.atomic import partial_path, remove
 from ..io.checkpoint import AVATAR_FORMAT, VERSION, save_tensors
 from ..io.image import to_tensor
 from ..io.prefetch import prefetch
-from ..io.weights import load_weights
 from ..models.avatar import INFERENCE_FRAME, AvatarNet
-from ..models.perceptual import PerceptualLoss
 from ..runtime import Runtime
 from ..tracking.fit import FrameParams
 from ..tracking.procrustes import euler_degrees, rotation_from_euler
 from .data import Batch
+from .losses import perceptual_loss
 from .step import Optimiser, adamw, generator_step, loss_values
 
 
@@ -178,7 +177,7 @@ def distill(run: str | Path, output: str | Path, config: DistillConfig = Distill
     t = student_train_config(run, config)
     opt = Optimiser(student, adamw([p for p in student.parameters() if p.requires_grad], t), t.grad_clip)
     rt = Runtime(str(avatar.device), "fp32", False, torch.get_num_threads(), "the student trains in fp32")
-    vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size).to(avatar.device) if t.vgg_weight > 0 else None
+    vgg = perceptual_loss(t, avatar.device)
     train_idx = np.arange(*avatar.meta["split"]["train"])
     stream = prefetch(_batches(avatar, train_idx, t.batch, config.seed, config.perturbation), depth=3)
     budget = minutes * 60 if minutes is not None and iters is None else float("inf")

@@ -1,8 +1,20 @@
-"""Adversarial losses of paper Sec. 3.4 (L1, mask L1 and VGG are one-liners in the trainer)."""
+"""Losses of paper Sec. 3.4: the adversarial ones, and the perceptual network as a run configures it (L1 and
+mask L1 are one-liners in :mod:`.step`)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from ..config import TrainConfig
+from ..io.weights import load_weights
+from ..models.perceptual import PerceptualLoss
+
+
+def perceptual_loss(t: TrainConfig, device: torch.device | str = "cpu") -> PerceptualLoss | None:
+    """The VGG16 perceptual loss at ``t``'s size and crop, on ``device``; None when its weight is 0."""
+    if t.vgg_weight <= 0:
+        return None
+    return PerceptualLoss(load_weights("vgg16"), size=t.vgg_size, crop=t.vgg_crop).to(device)
 
 
 def generator_gan_loss(fake_logits: torch.Tensor) -> torch.Tensor:

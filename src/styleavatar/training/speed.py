@@ -82,13 +82,12 @@ class SpeedEstimate:
 def estimate_speed(preset: str, mcfg: ModelConfig, tcfg: TrainConfig, device: torch.device,
                    budget_s: float = 10.0) -> SpeedEstimate:
     """Choose the runtime for a fresh network of this size, then time ``vgg_every`` real iterations."""
-    from ..io.weights import load_weights
     from ..models.avatar import AvatarNet
-    from ..models.perceptual import PerceptualLoss
+    from .losses import perceptual_loss
 
     torch.manual_seed(0)
     G = AvatarNet(mcfg).to(device)
-    vgg = PerceptualLoss(load_weights("vgg16"), size=tcfg.vgg_size).to(device) if tcfg.vgg_weight > 0 else None
+    vgg = perceptual_loss(tcfg, device)
     batch = synthetic_batch(mcfg, tcfg.batch)
     rt = choose(device, probe_steps(G, vgg, batch, device), tcfg.precision, tcfg.channels_last,
                 budget_s=budget_s * 0.6, rounds=1, threads=tcfg.threads)

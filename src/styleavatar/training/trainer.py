@@ -30,14 +30,13 @@ from ..io.atomic import atomic_file, folder_lock
 from ..io.checkpoint import list_checkpoints
 from ..io.image import to_tensor, to_uint8
 from ..io.prefetch import prefetch
-from ..io.weights import load_weights
 from ..models.avatar import INFERENCE_FRAME, AvatarNet
-from ..models.perceptual import PerceptualLoss
 from ..models.stylegan import Discriminator
 from ..runtime import Runtime, choose, device_name, pick_device, tune_for
 from . import distributed as ddp
 from . import run_folder as rf
 from .data import Batch, FrameStore, background_image, batches, make_batch, split_codes, store_rarity
+from .losses import perceptual_loss
 from .speed import probe_steps
 from .step import Optimiser, adamw, discriminator_step, generator_step, loss_values, update_ema
 
@@ -133,7 +132,7 @@ class Trainer:
             ddp.broadcast_module(self.D, self.dist)
             self.opt_D = Optimiser(self.D, adamw(self.D.parameters(), t, lazy_every=t.r1_every, fused=fused,
                                                  lr=t.lr_at(t.gan_start)), t.grad_clip, self.dist)
-        self.vgg = PerceptualLoss(load_weights("vgg16"), size=t.vgg_size).to(self.device) if t.vgg_weight > 0 else None
+        self.vgg = perceptual_loss(t, self.device)
 
     def _load_init(self, path: Path) -> None:
         """Start from another run's weights (fine-tuning a new person from a pre-trained model)."""
