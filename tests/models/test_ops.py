@@ -92,7 +92,7 @@ def test_styled_activations_are_clamped_in_fp16_only():
 
 def test_box_mean_is_the_clipped_square_mean():
     """The row-then-column box mean equals the square window's mean over the pixels inside the image, border
-    included (where the clipped window holds fewer pixels), and the naive sum over a window differs."""
+    included: there the clipped window holds fewer pixels, and dividing by the whole window's would differ."""
     torch.manual_seed(0)
     x = torch.rand(2, 1, 40, 33)
     for r in (1, 3, 8):
