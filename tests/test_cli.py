@@ -37,6 +37,37 @@ def test_options_override_the_preset():
     assert cfg.size == 96 and cfg.preview is False and cfg.render_size == PREPROCESS_PRESETS["tiny"].render_size
 
 
+def test_help_gives_each_presets_default():
+    """`train --help` printed the dataclass's default (a learning rate of 0.002) for a preset that trains at 0.008:
+    every option's help must name the value each preset gives it."""
+    import re
+
+    from styleavatar.config import MODEL_PRESETS, PREPROCESS_PRESETS, TRAIN_PRESETS
+
+    def shown(value) -> str:
+        return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+    subs = build_parser()._subparsers._group_actions[0].choices
+    checked = 0
+    for command, presets in (("preprocess", PREPROCESS_PRESETS), ("train", TRAIN_PRESETS), ("train", MODEL_PRESETS)):
+        fields = {f.name for f in dataclasses.fields(next(iter(presets.values())))}
+        for action in subs[command]._actions:
+            if action.dest not in fields:
+                continue
+            note = re.search(r"\(default: ([^()]*)\)$", action.help).group(1)
+            listed = {}
+            for part in note.split("; "):
+                value, _, names = part.rpartition(" in ")
+                for name in names.split(", ") if value else presets:
+                    listed[name] = value if value else part
+            for name, cfg in presets.items():
+                assert listed[name] == shown(getattr(cfg, action.dest)), (command, action.dest, name, note)
+            checked += 1
+    assert checked >= 60
+    lr = next(a for a in subs["train"]._actions if a.dest == "lr").help
+    assert lr.endswith(f"(default: {TRAIN_PRESETS['cpu'].lr} in cpu, small; {TRAIN_PRESETS['paper'].lr} in paper, tiny)")
+
+
 def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys):
     assert main(["preprocess", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
