@@ -48,7 +48,7 @@ TEXTURE = ("texture frames with open eyes", "the same clip preprocessed by this 
 def train(dataset: Path, run: Path, iters: int, options: list[str]) -> float:
     """Train one candidate (resuming an interrupted one); returns wall-clock seconds of this call."""
     cmd = [sys.executable, "-m", "styleavatar.cli", "train", str(dataset), "-o", str(run), "--preset", "cpu",
-           "--iters", str(iters), "--quiet", *options]
+           "--iters", str(iters), "--quiet", "--half-batch-below", "0", *options]  # equal iterations: keep the batch
     if run.exists():
         cmd.append("--resume")
     t0 = time.perf_counter()

@@ -29,10 +29,11 @@ def section(run: Path, command: str, note: str) -> str:
     rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
     evals = [r["eval"] for r in rows if "eval" in r]
     speed = [r["it_per_s"] for r in rows if "it_per_s" in r]
+    batch = json.loads((run / "config.json").read_text())["train"]["batch"]
     lines = ["## quality (cpu preset, 60 minutes)", "", f"`{command}`, {machine()}.", "",
              "| minutes | iteration | held-out PSNR (dB) | SSIM |", "| ---: | ---: | ---: | ---: |",
              *[f"| {e['minutes']:.1f} | {e['iteration']} | {e['psnr']:.2f} | {e['ssim']:.3f} |" for e in evals],
-             "", f"Median training speed {sorted(speed)[len(speed) // 2]:.2f} it/s (batch 4)." if speed else "",
+             "", f"Median training speed {sorted(speed)[len(speed) // 2]:.2f} it/s (batch {batch})." if speed else "",
              note, ""]
     return "\n".join(lines)
 

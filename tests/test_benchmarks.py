@@ -179,3 +179,12 @@ def test_perceptual_benchmark_times_every_variant_reduced(capsys):
     assert [r[1] for r in rows] == ["whole 64^2", "crop 32^2 of 64^2", "no perceptual loss"] and rows[0][3] == "1.00 |"
     boxes = [line for line in text.splitlines() if "average pool (before)" in line or "box_mean" in line]
     assert len(boxes) == 4  # both filters, at the training batch and for one frame
+
+
+def test_half_batch_benchmark_times_both_batches_reduced():
+    before = (ROOT / "BENCHMARKS.md").read_text()
+    text = _load_benchmark("half_batch").main(["--preset", "tiny", "--rounds", "1", "--no-write"])
+    assert (ROOT / "BENCHMARKS.md").read_text() == before
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| fp32 |")]
+    assert [r[1] for r in rows] == ["2", "1"] and rows[0][4] == "1.00"
+    assert 0 < float(rows[1][5]) < 5 and rows[1][6] == "batch 2"  # tiny never halves (half_batch_below 0)

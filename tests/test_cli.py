@@ -65,7 +65,8 @@ def test_help_gives_each_presets_default():
             checked += 1
     assert checked >= 60
     lr = next(a for a in subs["train"]._actions if a.dest == "lr").help
-    assert lr.endswith(f"(default: {TRAIN_PRESETS['cpu'].lr} in cpu, small; {TRAIN_PRESETS['paper'].lr} in paper, tiny)")
+    cpu, paper = TRAIN_PRESETS["cpu"].lr, TRAIN_PRESETS["paper"].lr
+    assert lr.endswith(f"(default: {cpu} in cpu, small; {paper} in paper, tiny)")
 
 
 def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys):

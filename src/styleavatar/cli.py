@@ -150,6 +150,15 @@ def _train_parser(sub) -> None:
     p.set_defaults(func=_run_train)
 
 
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The preset's training config with the options given; an explicit ``--batch`` is kept as given (the
+    probe may halve only the preset's batch, unless ``--half-batch-below`` is given too)."""
+    cfg = config_from_args(args, TRAIN_PRESETS[args.preset])
+    if args.batch is not None and args.half_batch_below is None:
+        cfg = dataclasses.replace(cfg, half_batch_below=0.0)
+    return cfg
+
+
 def _run_train(args: argparse.Namespace) -> None:
     from .training.run_folder import RESUME_OPTIONS
     from .training.trainer import train
@@ -161,7 +170,7 @@ def _run_train(args: argparse.Namespace) -> None:
             print("note: --resume keeps the run's own settings; ignored: "
                   + ", ".join("--" + name.replace("_", "-") for name in given), file=sys.stderr)
     model_cfg = config_from_args(args, MODEL_PRESETS[args.preset])
-    train_cfg = config_from_args(args, TRAIN_PRESETS[args.preset])
+    train_cfg = train_config_from_args(args)
     minutes = args.minutes if args.minutes is not None or args.iters is not None else 60.0
     summary = train(args.datasets, args.output, model_cfg, train_cfg, iters=args.iters,
                     minutes=None if args.iters is not None else minutes, resume=args.resume, init=args.init,

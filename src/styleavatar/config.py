@@ -224,6 +224,12 @@ class TrainConfig:
 
     batch: int = 4
     """Frames per optimisation step (per process when distributed)."""
+    half_batch_below: float = 0.0
+    """Train a new run with half the batch where the start-up probe measures a half-batch step at no more than
+    this fraction of a full one (0: always ``batch``; an explicit ``--batch`` is kept as given). Where a step
+    barely shrinks with the batch, the full batch learns more per minute; where it shrinks by nearly half, the
+    extra iterations win (BENCHMARKS.md, "half the batch on a slow AVX2 CPU"). The chosen batch is what
+    config.json records."""
     lr: float = 2e-3
     """AdamW learning rate of the generator (and of the discriminator, unless ``gan_lr`` is set)."""
     gan_lr: float | None = None
@@ -459,8 +465,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                         sample_minutes=1.0, r1_every=4, usable_iterations=300),
     "small": TrainConfig(batch=4, lr=8e-3, gan_lr=2e-3, vgg_size=64, vgg_every=2, vgg_weight=0.02, gan_start=3000,
                          gan_weight=0.0, freeze_features_at=5000, usable_iterations=600),
-    "cpu": TrainConfig(batch=4, lr=8e-3, gan_lr=2e-3, vgg_size=128, vgg_crop=96, vgg_every=4, vgg_weight=0.04,
-                       gan_start=3000, gan_weight=0.0, freeze_features_at=5000, usable_iterations=700,
+    "cpu": TrainConfig(batch=4, half_batch_below=0.7, lr=8e-3, gan_lr=2e-3, vgg_size=128, vgg_crop=96, vgg_every=4,
+                       vgg_weight=0.04, gan_start=3000, gan_weight=0.0, freeze_features_at=5000, usable_iterations=700,
                        rare_expressions=0.5, ema_ramp=40.0),
     "paper": TrainConfig(batch=4, usable_iterations=20000),
 }
@@ -494,4 +500,7 @@ SSIM 0.876, LPIPS 0.089 against 27.29, 0.874, 0.092 (BENCHMARKS.md, "the average
 the crop always holds the middle half of each side, where the face is): its step costs 0.82-0.90 of the whole
 image's, and 15 minutes gave 25.40 dB, LPIPS 0.152 against 25.30, 0.158 on an AVX2 CPU and 25.95 dB, LPIPS 0.138
 against 25.41, 0.149 natively (BENCHMARKS.md, "the perceptual loss on a crop"); ``small`` keeps its whole 64^2
-image."""
+image. ``cpu`` trains a new run with 2 frames a step where the probe measures such a step at no more than 0.7 of
+one of 4 (``half_batch_below``): on an AMD Zen 1 CPU (AVX2, 0.57-0.62) 15 minutes gave 24.87 dB, LPIPS 0.178 in
+823 iterations against 23.79 dB, LPIPS 0.217 in 474 with 4; on a Zen 3 (0.83) 2 frames scored 0.35 dB below 4
+(BENCHMARKS.md, "half the batch on a slow AVX2 CPU"). ``small`` was not measured and keeps 4."""

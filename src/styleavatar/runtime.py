@@ -201,7 +201,8 @@ def cuda_bf16_native(device: torch.device | int) -> bool:
     return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
-def _time_ms(step: Callable[[], None]) -> float:
+def time_ms(step: Callable[[], None]) -> float:
+    """Wall-clock milliseconds of one call of ``step``."""
     t0 = time.perf_counter()
     step()
     return 1000 * (time.perf_counter() - t0)
@@ -224,12 +225,12 @@ def choose(device: torch.device, make_step: Callable[[str, bool], Callable[[], N
         p, cl = pairs[0]
         return Runtime(str(device), p, cl, threads, why + " (nothing to measure)")
     steps = {candidate_name(p, cl): make_step(p, cl) for p, cl in pairs}
-    warm = {name: _time_ms(step) for name, step in steps.items()}
+    warm = {name: time_ms(step) for name, step in steps.items()}
     rounds = max(1, min(rounds, int(budget_s * 1000 / max(1e-3, sum(warm.values()))) - 1))
     best = dict.fromkeys(steps, math.inf)
     for _ in range(rounds):
         for name, step in steps.items():
-            best[name] = min(best[name], _time_ms(step))
+            best[name] = min(best[name], time_ms(step))
     p, cl = _pick(pairs, best)
     figures = ", ".join(f"{n} {ms:.0f} ms" for n, ms in best.items())
     return Runtime(str(device), p, cl, threads, f"{why}; measured per step: {figures}",

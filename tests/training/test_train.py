@@ -267,3 +267,47 @@ def test_a_dataset_made_before_the_forehead_band_trains_and_drives_without_it_an
     logs.clear()
     train([astro_dataset.output], tmp_path / "new", TINY_M, TINY_T, iters=1, progress=False, log=logs.append)
     assert not any("hairline" in m for m in logs)
+
+
+def test_the_probe_halves_the_batch_of_a_new_run_only_where_half_a_step_is_cheap(astro_dataset, tmp_path,
+                                                                                  monkeypatch):
+    """``half_batch_below``: the batch the loop draws, the config the run records and what resume keeps."""
+    import styleavatar.training.trainer as trainer_module
+
+    drawn: list[int] = []
+    real_batches = trainer_module.batches
+
+    def spy(store, m, batch, *args, **kwargs):  # the real stream; records the batch the loop asked for
+        drawn.append(batch)
+        return real_batches(store, m, batch, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "batches", spy)
+    saved = lambda run: json.loads((run / "config.json").read_text())["train"]  # noqa: E731
+    for threshold, expected in ((100.0, 1), (1e-6, 2)):  # any cost passes 100; none passes 1e-6
+        logs: list[str] = []
+        run = tmp_path / f"run{threshold:g}"
+        train([astro_dataset.output], run, TINY_M, dataclasses.replace(TINY_T, half_batch_below=threshold),
+              iters=2, progress=False, log=logs.append)
+        line = next(line for line in logs if line.startswith("batch "))
+        assert line.startswith(f"batch {expected}: a step of 1 frames") and "on this machine" in line, line
+        assert drawn[-1] == expected and saved(run)["batch"] == expected
+    logs = []
+    train([astro_dataset.output], tmp_path / "run100", TINY_M, TINY_T, iters=4, resume=True, progress=False,
+          log=logs.append)
+    assert drawn[-1] == 1 and saved(tmp_path / "run100")["batch"] == 1  # resumed: not measured, not halved again
+    assert not any(line.startswith("batch ") for line in logs)
+    plain: list[str] = []
+    train([astro_dataset.output], tmp_path / "plain", TINY_M, TINY_T, iters=1, progress=False, log=plain.append)
+    assert drawn[-1] == TINY_T.batch and not any(line.startswith("batch ") for line in plain)  # 0: not probed
+
+
+def test_an_explicit_batch_is_kept_as_given():
+    from styleavatar.cli import build_parser, train_config_from_args
+
+    def cfg(*options):
+        return train_config_from_args(build_parser().parse_args(["train", "d", "-o", "r", *options]))
+
+    assert cfg().half_batch_below == TRAIN_PRESETS["cpu"].half_batch_below > 0
+    assert cfg("--batch", "4").half_batch_below == 0 and cfg("--batch", "4").batch == 4
+    assert cfg("--batch", "8", "--half-batch-below", "0.6").half_batch_below == 0.6
+    assert cfg("--preset", "tiny").half_batch_below == 0

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, TrainConfig
-from ..runtime import Runtime, choose
+from ..runtime import Runtime, choose, time_ms
 from .data import Batch
 
 
@@ -46,6 +46,22 @@ def probe_steps(G: nn.Module, vgg: nn.Module | None, batch: Batch, device: torch
     return make_step
 
 
+def half_batch_cost(full: Callable[[], None], half: Callable[[], None], rounds: int = 2) -> float:
+    """The time of step ``half`` (half the batch) as a fraction of step ``full``: each runs once to warm up,
+    then ``rounds`` times taking turns (a slow moment of a shared machine hits both); the best run of each."""
+    full(), half()
+    best_full = best_half = float("inf")
+    for _ in range(rounds):
+        best_full, best_half = min(best_full, time_ms(full)), min(best_half, time_ms(half))
+    return best_half / best_full
+
+
+def batch_for(batch: int, half_cost: float, half_batch_below: float) -> int:
+    """The batch a new run trains with: half of ``batch`` where a half-batch step costs ``half_cost`` (a fraction
+    of a full step) of at most ``half_batch_below`` (0: never), else ``batch``."""
+    return batch // 2 if 0 < half_batch_below and half_cost <= half_batch_below and batch >= 2 else batch
+
+
 def synthetic_batch(cfg: ModelConfig, batch: int, seed: int = 0) -> Batch:
     """A batch of random inputs with the shapes and value ranges of real training frames (centred windows)."""
     g = torch.Generator().manual_seed(seed)
@@ -69,14 +85,16 @@ class SpeedEstimate:
     it_per_s: float
     """Iterations per second: optimiser steps with the perceptual loss every ``vgg_every`` iterations."""
     usable_iterations: int
+    batch: int
+    """Frames per step: the preset's batch, or half of it where a new run on this machine would halve it."""
 
     @property
     def minutes_to_usable(self) -> float:
         return self.usable_iterations / max(self.it_per_s, 1e-9) / 60
 
     def describe(self) -> str:
-        return (f"{self.preset}: {self.it_per_s:.2f} it/s ({self.runtime.label()}), a usable avatar "
-                f"(~{self.usable_iterations} iterations) in about {self.minutes_to_usable:.0f} min")
+        return (f"{self.preset}: {self.it_per_s:.2f} it/s ({self.runtime.label()}, batch {self.batch}), a usable "
+                f"avatar (~{self.usable_iterations} iterations) in about {self.minutes_to_usable:.0f} min")
 
 
 def estimate_speed(preset: str, mcfg: ModelConfig, tcfg: TrainConfig, device: torch.device,
@@ -89,9 +107,14 @@ def estimate_speed(preset: str, mcfg: ModelConfig, tcfg: TrainConfig, device: to
     G = AvatarNet(mcfg).to(device)
     vgg = perceptual_loss(tcfg, device)
     batch = synthetic_batch(mcfg, tcfg.batch)
-    rt = choose(device, probe_steps(G, vgg, batch, device), tcfg.precision, tcfg.channels_last,
+    make_step = probe_steps(G, vgg, batch, device)
+    rt = choose(device, make_step, tcfg.precision, tcfg.channels_last,
                 budget_s=budget_s * 0.6, rounds=1, threads=tcfg.threads)
     rt.apply_layout(G, vgg)
+    if tcfg.half_batch_below > 0 and tcfg.batch >= 2:  # as a new training run would choose
+        half = probe_steps(G, vgg, synthetic_batch(mcfg, tcfg.batch // 2), device)(rt.precision, rt.channels_last)
+        cost = half_batch_cost(make_step(rt.precision, rt.channels_last), half, rounds=1)
+        batch = synthetic_batch(mcfg, batch_for(tcfg.batch, cost, tcfg.half_batch_below))
     b = batch.to(device, rt.channels_last)
     opt = torch.optim.AdamW(G.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
     every = max(1, tcfg.vgg_every)
@@ -105,4 +128,4 @@ def estimate_speed(preset: str, mcfg: ModelConfig, tcfg: TrainConfig, device: to
         loss.backward()
         opt.step()
     rate = steps / (time.perf_counter() - t0)
-    return SpeedEstimate(preset, rt, rate, tcfg.usable_iterations)
+    return SpeedEstimate(preset, rt, rate, tcfg.usable_iterations, int(batch.image.shape[0]))

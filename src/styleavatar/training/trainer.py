@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -37,7 +37,7 @@ from . import distributed as ddp
 from . import run_folder as rf
 from .data import Batch, FrameStore, background_image, batches, make_batch, split_codes, store_rarity
 from .losses import perceptual_loss
-from .speed import probe_steps
+from .speed import batch_for, half_batch_cost, probe_steps
 from .step import Optimiser, adamw, discriminator_step, generator_step, loss_values, update_ema
 
 
@@ -175,26 +175,49 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- runtime
     def measure_runtime(self, store: FrameStore) -> Runtime:
-        """Choose precision, layout and threads by capability and a few timed steps on real frames.
+        """Choose precision, layout and threads by capability and a few timed steps on real frames; then, for a
+        new run with ``half_batch_below``, the batch (:meth:`choose_batch`).
 
         The probe runs the generator's forward + backward (L1, mask and perceptual losses) on the first
         training frames without an optimiser step, so the weights and random state are untouched.
         """
         t = self.tcfg
-        rows = np.arange(min(t.batch, len(store)))
-        probe = make_batch(store, rows, [(0, 0)] * len(rows), self.mcfg)
-
-        make_step = probe_steps(self.G, self.vgg, probe, self.device, others=(self.D,))
+        make_step = probe_steps(self.G, self.vgg, self._probe_batch(store, t.batch), self.device, others=(self.D,))
         rt = choose(self.device, make_step, t.precision, t.channels_last, threads=t.threads)
         if self.dist.world > 1:  # every process must run the same way: rank 0's choice wins
             rt = ddp.broadcast_object(rt, self.dist)
         rt.apply_layout(self.G, self.D, self.vgg)
         self.runtime = rt
+        if t.half_batch_below > 0 and t.batch >= 2 and self.resume_from is None:
+            self.choose_batch(store, make_step(rt.precision, rt.channels_last))
         self.opt_G.use_runtime(rt, self.scaler_states.get("opt_G"))
         if self.opt_D is not None:
             self.opt_D.use_runtime(rt, self.scaler_states.get("opt_D"))
         self.log(f"runtime: {device_name(self.device)}; {rt.describe()}")
         return rt
+
+    def _probe_batch(self, store: FrameStore, size: int) -> Batch:
+        """The first ``size`` training frames (fewer if the store is smaller), centred windows."""
+        rows = np.arange(min(size, len(store)))
+        return make_batch(store, rows, [(0, 0)] * len(rows), self.mcfg)
+
+    def choose_batch(self, store: FrameStore, full_step) -> None:
+        """Halve the batch of a new run where a half-batch step costs at most ``half_batch_below`` of a full
+        one (``full_step``: the probe's step at the full batch in the chosen runtime)."""
+        t, rt = self.tcfg, self.runtime
+        half = t.batch // 2
+        half_step = probe_steps(self.G, self.vgg, self._probe_batch(store, half), self.device,
+                                others=(self.D,))(rt.precision, rt.channels_last)
+        cost = half_batch_cost(full_step, half_step)
+        if self.dist.world > 1:
+            cost = ddp.broadcast_object(cost, self.dist)
+        if batch_for(t.batch, cost, t.half_batch_below) == half:
+            self.tcfg = replace(t, batch=half)
+            self.log(f"batch {half}: a step of {half} frames costs {cost:.2f} of one of {t.batch} on this machine "
+                     f"(at most {t.half_batch_below:g}: more iterations learn more per minute)")
+        else:
+            self.log(f"batch {t.batch}: a step of {half} frames would cost {cost:.2f} of it on this machine "
+                     f"(above {t.half_batch_below:g})")
 
     # ------------------------------------------------------------------------------- checkpoints
     def _state(self) -> tuple[dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
@@ -325,6 +348,7 @@ class _Loop:
             p = weights / weights.sum()  # effective sample size 1 / sum p^2: len(p) when uniform
             tr.log(f"rare expressions {t.rare_expressions:g}: frames drawn {weights.min():.1f}-{weights.max():.1f}x "
                    f"as often as a usual one (effectively {1 / (p ** 2).sum():.0f} of {len(p)} frames)")
+        t = tr.tcfg  # the probe may have halved the batch
         stream = batches(self.train_store, m, t.batch, t.seed, tr.iteration, t.window_sigma, t.window_prob,
                          tr.G.max_offset(), tr.dist.rank, weights)
         if tr.device.type == "cuda":
