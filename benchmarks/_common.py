@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: machine description and BENCHMARKS.md sections."""
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
@@ -55,6 +56,16 @@ def machine() -> str:
     except ImportError:
         pass
     return f"{cpu_info().describe()}, {gpu}"
+
+
+def step_parser(doc: str, rounds: int, what: str) -> argparse.ArgumentParser:
+    """The options of a benchmark that times a preset's training step: --preset, --rounds (of ``what`` in turn)
+    and --no-write; ``doc``'s first line describes it."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--preset", default="cpu", help="training preset whose step is timed (default: cpu)")
+    ap.add_argument("--rounds", type=int, default=rounds, help=f"rounds of {what} in turn (default: {rounds})")
+    ap.add_argument("--no-write", action="store_true", help="print the section without writing BENCHMARKS.md")
+    return ap
 
 
 def write_section(title: str, text: str) -> None:

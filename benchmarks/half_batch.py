@@ -13,13 +13,12 @@ backward without the optimiser, the perceptual loss every step) and the batch it
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_class, emit_section, machine  # noqa: E402
+from _common import cpu_class, emit_section, machine, step_parser  # noqa: E402
 from perceptual import cycle_ms  # noqa: E402
 
 
@@ -57,10 +56,7 @@ def main(argv: list[str] | None = None) -> str:
     from styleavatar.runtime import cpu_info
     from styleavatar.training.speed import batch_for
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="cpu", help="training preset whose step is timed (default: cpu)")
-    ap.add_argument("--rounds", type=int, default=4, help="rounds of both batches in turn (default: 4)")
-    ap.add_argument("--no-write", action="store_true", help="print the section without writing BENCHMARKS.md")
+    ap = step_parser(__doc__, 4, "both batches")
     args = ap.parse_args(argv)
     threshold = TRAIN_PRESETS[args.preset].half_batch_below
     precisions = ["fp32"] + (["bf16"] if cpu_info().native_bf16 else [])

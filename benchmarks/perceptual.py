@@ -14,7 +14,6 @@ own section in BENCHMARKS.md.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import statistics
 import sys
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_class, emit_section, machine  # noqa: E402
+from _common import cpu_class, emit_section, machine, step_parser  # noqa: E402
 
 
 def cycle_ms(G, opt, batch, t, rt, vgg) -> float:
@@ -96,11 +95,8 @@ def box_rows(preset: str, repeats: int = 20) -> list[tuple[str, int, float]]:
 def main(argv: list[str] | None = None) -> str:
     from styleavatar.runtime import cpu_info
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="cpu", help="training preset whose step is timed (default: cpu)")
+    ap = step_parser(__doc__, 4, "every variant")
     ap.add_argument("--crop", type=int, default=96, help="side of the perceptual loss's crop to time (default: 96)")
-    ap.add_argument("--rounds", type=int, default=4, help="rounds of every variant in turn (default: 4)")
-    ap.add_argument("--no-write", action="store_true", help="print the section without writing BENCHMARKS.md")
     args = ap.parse_args(argv)
     precisions = ["fp32"] + (["bf16"] if cpu_info().native_bf16 else [])
     cls = cpu_class()

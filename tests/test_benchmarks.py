@@ -188,3 +188,13 @@ def test_half_batch_benchmark_times_both_batches_reduced():
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| fp32 |")]
     assert [r[1] for r in rows] == ["2", "1"] and rows[0][4] == "1.00"
     assert 0 < float(rows[1][5]) < 5 and rows[1][6] == "batch 2"  # tiny never halves (half_batch_below 0)
+
+
+def test_step_parts_benchmark_times_every_variant_at_both_batches_reduced():
+    before = (ROOT / "BENCHMARKS.md").read_text()
+    text = _load_benchmark("step_parts").main(["--preset", "tiny", "--rounds", "1", "--no-write"])
+    assert (ROOT / "BENCHMARKS.md").read_text() == before
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| fp32 |")]
+    assert [(r[1], r[2]) for r in rows] == [(b, v) for b in ("2", "1") for v in _load_benchmark("step_parts").VARIANTS]
+    assert [r[4] for r in rows if "paper" in r[2]] == ["1.00", "1.00"]  # each batch against its own canvas pass
+    assert all(float(r[3]) > 0 for r in rows)

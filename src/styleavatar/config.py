@@ -151,6 +151,14 @@ class ModelConfig:
     the crop, blended over a narrow band inside the mesh's edge into a learnt background image (starting as
     the median training frame with the face inpainted). The correction's gain starts at 0, so the first
     iteration shows that composite."""
+    render_crop: bool = False
+    """Run the render StyleUNet on the window's box of the renders only, instead of on the whole canvas with
+    zeros outside the box (the paper pads the box to the canvas). The box is all the network sees either way;
+    cropped, the network costs (window / canvas)^2 of the canvas pass (0.44 at canvas_scale 1.5), its output is
+    the window itself, and it moves with the window (the canvas pass sees where on the canvas the box lies).
+    The `cpu` preset uses it: a training step of 2 frames cost 0.90 of the canvas pass's on an AVX2-only CPU,
+    and the held-out PSNR per iteration was 0.25 dB higher at 5, 10 and 15 minutes and 0.45 dB at the hour,
+    with the training frames lower (BENCHMARKS.md, "the render StyleUNet on the window's box")."""
 
     @property
     def window(self) -> int:
@@ -187,6 +195,8 @@ class ModelConfig:
             raise ValueError("canvas_scale must give a canvas at least as large as the window, with an even margin")
         if self.canvas % (2 ** self.render_depth) or self.window % (2 ** self.image_depth):
             raise ValueError("canvas / window sides must be divisible by 2^render_depth / 2^image_depth")
+        if self.render_crop and self.window % (2 ** self.render_depth):
+            raise ValueError("with render_crop the window side must be divisible by 2^render_depth")
 
 
 def _channel_rule(base: int, widest: int, res: int) -> int:
@@ -450,7 +460,7 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(output_size=64, feature_channels=8, uv_size=32, max_channels=32, channel_base=512,
                         render_depth=2, image_depth=2, style_dim=32, mapping_layers=2, disc_max_channels=32),
     "small": ModelConfig(output_size=128, uv_size=64, channel_base=2048, known_base=True, frame_code_octaves=0),
-    "cpu": ModelConfig(known_base=True, frame_code_octaves=0),
+    "cpu": ModelConfig(known_base=True, frame_code_octaves=0, render_crop=True),
     "paper": ModelConfig(output_size=1024, feature_channels=256, uv_size=128, max_channels=512,
                          channel_base=32768, render_depth=4, image_depth=2, disc_max_channels=512),
 }
@@ -458,7 +468,8 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 2 cores), ``paper`` (1024^2, GPUs). The CPU presets predict the image as a correction of the known composite
 (``known_base``): after 15 minutes on anchor_71s's held-out frames it scored LPIPS 0.21 against 0.30 and
 SSIM 0.80 against 0.73, with PSNR 0.3 dB lower (BENCHMARKS.md, "known base"); ``paper`` keeps the paper's
-design."""
+design. ``cpu`` also runs its render StyleUNet on the window's box alone (``render_crop``, measured there);
+``small`` was not measured with it and keeps the canvas pass."""
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(batch=2, gan_start=200, freeze_features_at=100000, snapshot_minutes=1.0,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 
@@ -9,6 +10,7 @@ from styleavatar.cli import main
 from styleavatar.inference.export import export_onnx
 from styleavatar.config import ReenactOptions
 from styleavatar.inference.reenact import reenact
+from styleavatar.io.checkpoint import AVATAR_FORMAT, load_tensors, save_tensors
 
 from .test_reenact import _frames
 
@@ -30,3 +32,16 @@ def test_onnx_export_matches_pytorch_and_reenacts(tiny_run, drive_clip, tmp_path
     assert "max |onnx - torch|" in capsys.readouterr().out
     assert main(["reenact", str(tiny_run), "--drive", str(drive_clip.path), "-o", str(b), "--backend", "onnx",
                  "--onnx", str(tmp_path / "missing.onnx"), "--quiet"]) == 2
+
+
+def test_onnx_export_of_an_avatar_with_the_render_crop_matches_pytorch(tiny_run, tmp_path):
+    """The render StyleUNet on the window's box alone (``render_crop``, as the `cpu` and `small` presets train):
+    the same weights as tiny_run's, the flag set in a copy of its metadata."""
+    run = tmp_path / "crop"
+    shutil.copytree(tiny_run, run)
+    tensors, meta = load_tensors(run / "avatar.safetensors", AVATAR_FORMAT)
+    assert meta["model"].get("render_crop") is False
+    meta["model"]["render_crop"] = True
+    save_tensors(run / "avatar.safetensors", tensors, meta)
+    summary = export_onnx(run, tmp_path / "crop.onnx")
+    assert summary.max_abs_diff < 1e-3 and summary.frames_checked == 4

@@ -211,6 +211,39 @@ def test_known_base_starts_as_the_render_over_the_background_image():
     assert not torch.allclose(moved, expected, atol=1e-3)  # the decoder's correction is added once it has gain
 
 
+def test_render_crop_runs_on_the_box_alone_and_moves_with_it():
+    """With render_crop the render StyleUNet sees the window's box of the renders and nothing else: the same
+    weights as the canvas pass, a window-sized output, and moving the renders together with the window moves
+    nothing in the foreground. The canvas pass (the paper's) sees where on the canvas the box lies."""
+    torch.manual_seed(0)
+    canvas_net = AvatarNet(CFG).eval()
+    crop_net = AvatarNet(dataclasses.replace(CFG, render_crop=True)).eval()
+    crop_net.load_state_dict(canvas_net.state_dict())  # the same parameter names and shapes
+    render, uv = _inputs(1)
+    w = torch.randn(1, CFG.style_dim)
+
+    def moved(x):  # the renders shifted by one feature cell (2 render pixels) down and right
+        return torch.roll(x, shifts=(2, 2), dims=(2, 3))
+
+    with torch.no_grad():
+        here = crop_net.foreground(render, uv, w, [(0, 0)])
+        assert here.shape == (1, CFG.feature_channels, CFG.window, CFG.window)
+        assert torch.equal(here, crop_net.foreground(moved(render), moved(uv), w, [(1, 1)]))
+        assert torch.equal(here, crop_net.foreground(render, uv, w, None))  # None is the centred window
+        outside = render.clone()
+        a = (CFG.render_size - 2 * CFG.window) // 2  # the box's first row on the render
+        outside[..., :a, :] = 5.0
+        assert torch.equal(here, crop_net.foreground(outside, uv, w, None))
+        paper = canvas_net.foreground(render, uv, w, [(0, 0)])
+        assert paper.shape == here.shape
+        assert torch.equal(paper, canvas_net.foreground(outside, uv, w, [(0, 0)]))  # the box mask hides it too
+        assert not torch.allclose(paper, canvas_net.foreground(moved(render), moved(uv), w, [(1, 1)]), atol=1e-4)
+        image, _ = crop_net(render, uv, torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+    assert image.shape == (1, 3, CFG.output_size, CFG.output_size) and torch.isfinite(image).all()
+    with pytest.raises(ValueError, match="render_crop"):
+        dataclasses.replace(CFG, canvas_scale=2.0, render_depth=4, render_crop=True).validate()  # window 8
+
+
 def test_background_image_learns_only_where_it_is_the_whole_base():
     """Behind the mesh and its blend band the background image gets no gradient (it drifted there into a
     ring that driven heads uncovered); outside it, where it is the whole base, it does."""

@@ -6,6 +6,7 @@ Feature maps are 8x coarser than output pixels, renders 4x coarser:
 
     render, uv   (B, 3, R, R)     R = 2 * canvas, covering the whole crop
     foreground   (B, C, canvas, canvas)  render StyleUNet on the render, masked to the window's box
+                 (B, C, win, win)        with render_crop: the render StyleUNet on the box alone
     background   (1, C, canvas, canvas)  static StyleGAN2 map per identity
     face         (1, C, uv, uv)          static StyleGAN2 map in UV space, sampled through the UV render
     window       (B, C, win, win)        win = output_size / 8, at an offset from the centre (sliding window)
@@ -250,23 +251,28 @@ class AvatarNet(nn.Module):
         return F.grid_sample(face_map.to(uv.dtype), grid, mode="bilinear", padding_mode="border",
                              align_corners=False) * uv[:, 2:3]
 
+    def foreground(self, render: torch.Tensor, uv: torch.Tensor, w: torch.Tensor, offsets: Offsets) -> torch.Tensor:
+        """The foreground feature window (B, C, win, win) from the renders (B, 3, R, R): the render StyleUNet
+        on the canvas with zeros outside the window's box (paper), or on the box alone with ``render_crop``."""
+        x = torch.cat([render, uv * 2 - 1], dim=1)  # (B, 6, R, R)
+        if self.cfg.render_crop:
+            # The StyleUNet is fully convolutional: a (2 win)^2 input gives a win^2 output with the same weights.
+            return self.render_unet(self._window(x, offsets, 2), w)
+        box = self.box_mask(offsets, render.shape[0], render.device).to(render.dtype)
+        return self._window(self.render_unet(x * box, w), offsets, 1)
+
     def synthesize(self, render: torch.Tensor, uv: torch.Tensor, w: torch.Tensor, face_map: torch.Tensor,
                    background_map: torch.Tensor, offsets: Offsets = None,
-                   box: torch.Tensor | None = None,
                    background_image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One frame from its renders.
 
         render: (B, 3, R, R) texture render in [-1, 1]; uv: (B, 3, R, R) = (u, v, coverage) in [0, 1];
         w: (B, style); face_map (B|1, C, uv, uv); background_map (B|1, C, canvas, canvas);
-        box: (B, 1, R, R) render box mask (None: the centred window's box);
         background_image: (B|1, 3, crop, crop) in [-1, 1], required with ``known_base``.
         Returns image (B, 3, out, out) in about [-1, 1] and foreground mask (B, 1, out, out) in [0, 1].
         """
         b = render.shape[0]
-        if box is None:
-            box = self.box_mask(offsets, b, render.device).to(render.dtype)
-        x = torch.cat([render, uv * 2 - 1], dim=1) * box
-        foreground = self._window(self.render_unet(x, w), offsets, 1)
+        foreground = self.foreground(render, uv, w, offsets)
         background = self._window(background_map, offsets, 1, batch=b)
         uv_win = self._window(uv, offsets, 2)  # (B, 3, 2 win, 2 win)
         face = F.avg_pool2d(self.face_features(face_map, uv_win), 2)  # render resolution -> window (anti-aliased)
