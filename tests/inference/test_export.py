@@ -35,7 +35,7 @@ def test_onnx_export_matches_pytorch_and_reenacts(tiny_run, drive_clip, tmp_path
 
 
 def test_onnx_export_of_an_avatar_with_the_render_crop_matches_pytorch(tiny_run, tmp_path):
-    """The render StyleUNet on the window's box alone (``render_crop``, as the `cpu` and `small` presets train):
+    """The render StyleUNet on the window's box alone (``render_crop``, as the `cpu` preset trains):
     the same weights as tiny_run's, the flag set in a copy of its metadata."""
     run = tmp_path / "crop"
     shutil.copytree(tiny_run, run)
