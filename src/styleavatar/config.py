@@ -156,9 +156,10 @@ class ModelConfig:
     zeros outside the box (the paper pads the box to the canvas). The box is all the network sees either way;
     cropped, the network costs (window / canvas)^2 of the canvas pass (0.44 at canvas_scale 1.5), its output is
     the window itself, and it moves with the window (the canvas pass sees where on the canvas the box lies).
-    The `cpu` preset uses it: a training step of 2 frames cost 0.90 of the canvas pass's on an AVX2-only CPU,
+    The CPU presets use it: a `cpu` training step of 2 frames cost 0.90 of the canvas pass's on an AVX2-only CPU,
     and the held-out PSNR per iteration was 0.25 dB higher at 5, 10 and 15 minutes and 0.45 dB at the hour,
-    with the training frames lower (BENCHMARKS.md, "the render StyleUNet on the window's box")."""
+    with the training frames lower (BENCHMARKS.md, "the render StyleUNet on the window's box"); ``small``'s
+    10-minute demo, BENCHMARKS.md "the demo on a slow AVX2 CPU"."""
 
     @property
     def window(self) -> int:
@@ -459,7 +460,8 @@ class ReenactOptions:
 MODEL_PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(output_size=64, feature_channels=8, uv_size=32, max_channels=32, channel_base=512,
                         render_depth=2, image_depth=2, style_dim=32, mapping_layers=2, disc_max_channels=32),
-    "small": ModelConfig(output_size=128, uv_size=64, channel_base=2048, known_base=True, frame_code_octaves=0),
+    "small": ModelConfig(output_size=128, uv_size=64, channel_base=2048, known_base=True, frame_code_octaves=0,
+                         render_crop=True),
     "cpu": ModelConfig(known_base=True, frame_code_octaves=0, render_crop=True),
     "paper": ModelConfig(output_size=1024, feature_channels=256, uv_size=128, max_channels=512,
                          channel_base=32768, render_depth=4, image_depth=2, disc_max_channels=512),
@@ -468,14 +470,16 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 2 cores), ``paper`` (1024^2, GPUs). The CPU presets predict the image as a correction of the known composite
 (``known_base``): after 15 minutes on anchor_71s's held-out frames it scored LPIPS 0.21 against 0.30 and
 SSIM 0.80 against 0.73, with PSNR 0.3 dB lower (BENCHMARKS.md, "known base"); ``paper`` keeps the paper's
-design. ``cpu`` also runs its render StyleUNet on the window's box alone (``render_crop``, measured there);
-``small`` was not measured with it and keeps the canvas pass."""
+design. Both also run their render StyleUNet on the window's box alone (``render_crop``; measured on ``cpu`` at
+15 and 60 minutes and on ``small``'s demo, BENCHMARKS.md "the render StyleUNet on the window's box" and "the demo
+on a slow AVX2 CPU")."""
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(batch=2, gan_start=200, freeze_features_at=100000, snapshot_minutes=1.0,
                         sample_minutes=1.0, r1_every=4, usable_iterations=300),
-    "small": TrainConfig(batch=4, lr=8e-3, gan_lr=2e-3, vgg_size=64, vgg_every=2, vgg_weight=0.02, gan_start=3000,
-                         gan_weight=0.0, freeze_features_at=5000, usable_iterations=600),
+    "small": TrainConfig(batch=4, half_batch_below=0.7, lr=8e-3, gan_lr=2e-3, vgg_size=64, vgg_every=2,
+                         vgg_weight=0.02, gan_start=3000, gan_weight=0.0, freeze_features_at=5000,
+                         usable_iterations=600),
     "cpu": TrainConfig(batch=4, half_batch_below=0.7, lr=8e-3, gan_lr=2e-3, vgg_size=128, vgg_crop=96, vgg_every=4,
                        vgg_weight=0.04, gan_start=3000, gan_weight=0.0, freeze_features_at=5000, usable_iterations=700,
                        rare_expressions=0.5, ema_ramp=40.0),
@@ -514,4 +518,6 @@ against 25.41, 0.149 natively (BENCHMARKS.md, "the perceptual loss on a crop"); 
 image. ``cpu`` trains a new run with 2 frames a step where the probe measures such a step at no more than 0.7 of
 one of 4 (``half_batch_below``): on an AMD Zen 1 CPU (AVX2, 0.57-0.62) 15 minutes gave 24.87 dB, LPIPS 0.178 in
 823 iterations against 23.79 dB, LPIPS 0.217 in 474 with 4; on a Zen 3 (0.83) 2 frames scored 0.35 dB below 4
-(BENCHMARKS.md, "half the batch on a slow AVX2 CPU"). ``small`` was not measured and keeps 4."""
+(BENCHMARKS.md, "half the batch on a slow AVX2 CPU"). ``small`` follows the same rule: on the Zen 1 its probe
+measured 0.62 (its real step 0.75) and the 10-minute demo gave 25.77 dB, LPIPS 0.058 in 1164 iterations of 2 frames
+against 24.38 dB, LPIPS 0.073 in 753 of 4 (BENCHMARKS.md, "the demo on a slow AVX2 CPU")."""
