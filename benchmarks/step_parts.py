@@ -9,13 +9,16 @@ The preset's generator step with its optimiser (synthetic frames of the real sha
 step over cycles of its perceptual-loss interval, at the preset's batch and half of it. Variants: the render
 StyleUNet on the whole canvas with zeros outside the box (the paper's), on the box alone (``render_crop``), and
 on the box alone with the face and background maps cached (what ``--freeze-features-at`` does: the two
-generators stop running). All variants in turn within each round, medians of the rounds.
+generators stop running). All variants in turn within each round, medians of the rounds. Then what driving an
+avatar costs: one frame through the network without gradients (batch 1, the maps cached as a trained avatar
+holds them), the canvas pass against the box.
 """
 from __future__ import annotations
 
 import dataclasses
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,6 +66,46 @@ def step_rows(preset: str, precision: str, rounds: int) -> list[tuple[int, str, 
     return [(b, name, statistics.median(times[b, name])) for b, name in keys]
 
 
+def inference_rows(preset: str, precision: str, rounds: int, calls: int = 5) -> list[tuple[str, float]]:
+    """[(variant, median ms a frame)] of the preset's network at inference (batch 1, no gradient, maps cached):
+    the canvas pass and the window's box, in turn within each round; each round's figure is the median of
+    ``calls`` frames."""
+    import torch
+
+    from styleavatar.config import MODEL_PRESETS
+    from styleavatar.models.avatar import AvatarNet
+    from styleavatar.runtime import Runtime
+    from styleavatar.training.speed import synthetic_batch
+
+    m = MODEL_PRESETS[preset]
+    rt = Runtime("cpu", precision, False, torch.get_num_threads(), "benchmark")
+    b = synthetic_batch(m, 1)
+    nets = {}
+    for name, (crop, frozen) in VARIANTS.items():
+        if frozen:  # a trained avatar's maps are cached in every variant
+            continue
+        torch.manual_seed(0)
+        nets[name] = AvatarNet(dataclasses.replace(m, render_crop=crop)).eval().requires_grad_(False)
+        nets[name].freeze_features()
+
+    def frame_ms(G) -> float:
+        ms = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            with torch.no_grad(), rt.autocast():
+                G(b.render, b.uv, b.frame_index, b.identity, None)
+            ms.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(ms)
+
+    for G in nets.values():  # warm-up
+        frame_ms(G)
+    times: dict[str, list[float]] = {name: [] for name in nets}
+    for _ in range(rounds):
+        for name, G in nets.items():
+            times[name].append(frame_ms(G))
+    return [(name, statistics.median(ms)) for name, ms in times.items()]
+
+
 def main(argv: list[str] | None = None) -> str:
     from styleavatar.runtime import cpu_info
 
@@ -79,6 +122,11 @@ def main(argv: list[str] | None = None) -> str:
         rows = step_rows(args.preset, precision, args.rounds)
         base = {b: ms for b, name, ms in rows if not VARIANTS[name][0]}
         lines += [f"| {precision} | {b} | {name} | {ms:.0f} | {ms / base[b]:.2f} |" for b, name, ms in rows]
+    lines += ["", "At inference (one frame, no gradient, the maps cached):", "",
+              "| precision | variant | ms a frame | x the canvas pass |", "| --- | --- | ---: | ---: |"]
+    for precision in precisions:
+        rows = inference_rows(args.preset, precision, args.rounds)
+        lines += [f"| {precision} | {name} | {ms:.1f} | {ms / rows[0][1]:.2f} |" for name, ms in rows]
     return emit_section(lines, write=not args.no_write)
 
 
