@@ -159,7 +159,7 @@ class ModelConfig:
     The CPU presets use it: a `cpu` training step of 2 frames cost 0.90 of the canvas pass's on an AVX2-only CPU,
     and the held-out PSNR per iteration was 0.25 dB higher at 5, 10 and 15 minutes and 0.45 dB at the hour,
     with the training frames lower (BENCHMARKS.md, "the render StyleUNet on the window's box"); ``small``'s
-    10-minute demo, BENCHMARKS.md "the demo on a slow AVX2 CPU"."""
+    10-minute demo scored 0.12 dB higher with 2 frames a step and 0.24 dB with 4 ("the demo on a slow AVX2 CPU")."""
 
     @property
     def window(self) -> int:
