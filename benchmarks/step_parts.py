@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,12 +32,25 @@ VARIANTS: dict[str, tuple[bool, bool]] = {
 """name -> (render_crop, feature maps frozen)."""
 
 
+def variant_net(preset: str, crop: bool, frozen: bool):
+    """The preset's network with ``render_crop`` = ``crop`` and, if ``frozen``, its maps cached; seeded alike."""
+    import torch
+
+    from styleavatar.config import MODEL_PRESETS
+    from styleavatar.models.avatar import AvatarNet
+
+    torch.manual_seed(0)
+    G = AvatarNet(dataclasses.replace(MODEL_PRESETS[preset], render_crop=crop))
+    if frozen:
+        G.freeze_features()
+    return G
+
+
 def step_rows(preset: str, precision: str, rounds: int) -> list[tuple[int, str, float]]:
     """[(batch, variant, median ms per step)] at the preset's batch and half of it, for every variant."""
     import torch
 
     from styleavatar.config import MODEL_PRESETS, TRAIN_PRESETS
-    from styleavatar.models.avatar import AvatarNet
     from styleavatar.runtime import Runtime
     from styleavatar.training.losses import perceptual_loss
     from styleavatar.training.speed import synthetic_batch
@@ -49,10 +61,7 @@ def step_rows(preset: str, precision: str, rounds: int) -> list[tuple[int, str, 
     vgg = perceptual_loss(t)
     steps = {}
     for name, (crop, frozen) in VARIANTS.items():
-        torch.manual_seed(0)
-        G = AvatarNet(dataclasses.replace(m, render_crop=crop))
-        if frozen:
-            G.freeze_features()
+        G = variant_net(preset, crop, frozen)
         steps[name] = (G, Optimiser(G, adamw(G.parameters(), t), t.grad_clip))
     sizes = (t.batch, t.batch // 2)
     data = {b: synthetic_batch(m, b) for b in sizes}
@@ -73,29 +82,20 @@ def inference_rows(preset: str, precision: str, rounds: int, calls: int = 5) -> 
     import torch
 
     from styleavatar.config import MODEL_PRESETS
-    from styleavatar.models.avatar import AvatarNet
-    from styleavatar.runtime import Runtime
+    from styleavatar.runtime import Runtime, time_ms
     from styleavatar.training.speed import synthetic_batch
 
-    m = MODEL_PRESETS[preset]
     rt = Runtime("cpu", precision, False, torch.get_num_threads(), "benchmark")
-    b = synthetic_batch(m, 1)
-    nets = {}
-    for name, (crop, frozen) in VARIANTS.items():
-        if frozen:  # a trained avatar's maps are cached in every variant
-            continue
-        torch.manual_seed(0)
-        nets[name] = AvatarNet(dataclasses.replace(m, render_crop=crop)).eval().requires_grad_(False)
-        nets[name].freeze_features()
+    b = synthetic_batch(MODEL_PRESETS[preset], 1)
+    # a trained avatar's maps are cached whichever variant: the frozen one is the crop again
+    nets = {name: variant_net(preset, crop, True).eval().requires_grad_(False)
+            for name, (crop, frozen) in VARIANTS.items() if not frozen}
 
     def frame_ms(G) -> float:
-        ms = []
-        for _ in range(calls):
-            t0 = time.perf_counter()
+        def call() -> None:
             with torch.no_grad(), rt.autocast():
                 G(b.render, b.uv, b.frame_index, b.identity, None)
-            ms.append((time.perf_counter() - t0) * 1000)
-        return statistics.median(ms)
+        return statistics.median([time_ms(call) for _ in range(calls)])
 
     for G in nets.values():  # warm-up
         frame_ms(G)
