@@ -181,26 +181,31 @@ def test_perceptual_benchmark_times_every_variant_reduced(capsys):
     assert len(boxes) == 4  # both filters, at the training batch and for one frame
 
 
+def _fp32_rows(text: str) -> list[list[str]]:
+    """The cells of each fp32 row of the Markdown tables in ``text``."""
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| fp32 |")]
+
+
 def test_half_batch_benchmark_times_both_batches_reduced():
     before = (ROOT / "BENCHMARKS.md").read_text()
     text = _load_benchmark("half_batch").main(["--preset", "tiny", "--rounds", "1", "--no-write"])
     assert (ROOT / "BENCHMARKS.md").read_text() == before
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| fp32 |")]
+    rows = _fp32_rows(text)
     assert [r[1] for r in rows] == ["2", "1"] and rows[0][4] == "1.00"
     assert 0 < float(rows[1][5]) < 5 and rows[1][6] == "batch 2"  # tiny never halves (half_batch_below 0)
 
 
 def test_step_parts_benchmark_times_every_variant_at_both_batches_reduced():
     before = (ROOT / "BENCHMARKS.md").read_text()
-    text = _load_benchmark("step_parts").main(["--preset", "tiny", "--rounds", "1", "--no-write"])
+    bench = _load_benchmark("step_parts")
+    variants = bench.VARIANTS
+    text = bench.main(["--preset", "tiny", "--rounds", "1", "--no-write"])
     assert (ROOT / "BENCHMARKS.md").read_text() == before
     training, inference = text.split("At inference")
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in training.splitlines() if line.startswith("| fp32 |")]
-    assert [(r[1], r[2]) for r in rows] == [(b, v) for b in ("2", "1") for v in _load_benchmark("step_parts").VARIANTS]
+    rows = _fp32_rows(training)
+    assert [(r[1], r[2]) for r in rows] == [(b, v) for b in ("2", "1") for v in variants]
     assert [r[4] for r in rows if "paper" in r[2]] == ["1.00", "1.00"]  # each batch against its own canvas pass
     assert all(float(r[3]) > 0 for r in rows)
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in inference.splitlines()
-            if line.startswith("| fp32 |")]
-    variants = _load_benchmark("step_parts").VARIANTS
+    rows = _fp32_rows(inference)
     assert [r[1] for r in rows] == [v for v, (_, frozen) in variants.items() if not frozen]
     assert rows[0][3] == "1.00" and all(float(r[2]) > 0 for r in rows)
