@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from styleavatar.config import TRAIN_PRESETS, parse_ema_ramp, parse_vgg_crop
+from styleavatar.config import TRAIN_PRESETS, parse_ema_ramp, parse_fraction, parse_vgg_crop
 from styleavatar.errors import UserError
 from styleavatar.runtime import Runtime
 from styleavatar.training.step import Optimiser, adamw, loss_values, update_ema
@@ -54,6 +54,13 @@ def test_vgg_crop_is_a_side_of_at_least_32_or_0_for_the_whole_image():
             parse_vgg_crop(text)
 
 
+def test_a_fraction_is_from_0_to_1():
+    assert [parse_fraction(text) for text in ("0", "0.3", "1")] == [0.0, 0.3, 1.0]
+    for text in ("1.5", "-0.1", "nan", "a third"):
+        with pytest.raises(UserError, match="fraction from 0 to 1"):
+            parse_fraction(text)
+
+
 def test_fp16_loss_scale_survives_a_checkpoint():
     net = nn.Linear(2, 1)
     t = TRAIN_PRESETS["tiny"]
@@ -82,3 +89,16 @@ def test_the_gan_phase_can_take_its_own_learning_rate():
     assert opt.opt.param_groups[0]["lr"] == 2e-3
     opt.set_lr(t.lr_at(0))
     assert opt.opt.param_groups[0]["lr"] == 4e-3
+
+
+def test_the_learning_rate_falls_over_the_budget_s_tail():
+    from styleavatar.config import TrainConfig
+
+    t = TrainConfig(lr=8e-3, gan_lr=2e-3, gan_start=100, lr_tail=0.25, lr_tail_floor=0.1)
+    assert [t.lr_at(0, s) for s in (0.0, 0.5, 0.75)] == [8e-3] * 3  # constant until the last quarter
+    assert t.lr_at(0, 0.875) == pytest.approx(8e-3 * 0.55)  # half-way down the half cosine
+    assert t.lr_at(0, 1.0) == pytest.approx(8e-4) and t.lr_at(0, 1.5) == pytest.approx(8e-4)
+    assert t.lr_at(100, 1.0) == pytest.approx(2e-4)  # a fraction of the rate of the phase it is in
+    falling = [t.lr_at(0, 0.75 + i / 100) for i in range(26)]
+    assert all(a > b for a, b in zip(falling, falling[1:]))
+    assert TrainConfig(lr=8e-3).lr_at(0, 1.0) == 8e-3  # lr_tail 0: no fall

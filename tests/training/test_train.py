@@ -52,6 +52,16 @@ def test_training_reduces_the_loss_and_writes_the_run(astro_dataset, tmp_path):
     assert "PSNR" in summary.describe()
 
 
+def test_the_learning_rate_falls_over_the_tail_of_an_iteration_budget(astro_dataset, tmp_path):
+    cfg = dataclasses.replace(TINY_T, log_every=1, lr_tail=0.5, lr_tail_floor=0.1)
+    train([astro_dataset.output], tmp_path / "run", TINY_M, cfg, iters=8, progress=False, log=lambda m: None)
+    rows = _losses(tmp_path / "run")
+    # the row of iteration i is logged after the step that iteration i - 1 ran, with i - 1 of 8 iterations spent
+    assert [r["lr"] for r in rows] == pytest.approx([cfg.lr_at(r["iteration"] - 1, (r["iteration"] - 1) / 8)
+                                                     for r in rows])
+    assert [r["iteration"] for r in rows] == list(range(1, 9)) and rows[3]["lr"] == cfg.lr > rows[-1]["lr"]
+
+
 def _train_args(ds, run, iters, extra=()):
     return ["train", str(ds), "-o", str(run), "--preset", "tiny", "--iters", str(iters), "--quiet",
             "--threads", "1", "--gan-start", "4", "--r1-every", "2", "--vgg-every", "2", "--snapshot-every", "5",

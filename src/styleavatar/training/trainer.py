@@ -400,13 +400,19 @@ class _Loop:
             self.evals.append(_log_eval(tr, self.test_store, self.writer, self.log_file))
             self.last["eval"] = time.monotonic()
 
+    def spent(self) -> float:
+        """The fraction of the run's budget gone (its iterations, else its minutes; 0 without either)."""
+        if self.iters is not None:
+            return self.tr.iteration / max(self.iters, 1)
+        return self.tr.elapsed / self.budget_s if math.isfinite(self.budget_s) else 0.0
+
     def step(self) -> None:
         """One generator (and discriminator) update, EMA, progress and logs."""
         tr, t = self.tr, self.tr.tcfg
         tr.maybe_freeze()
         b = next(self.stream).to(tr.device, tr.runtime.channels_last)
         D = tr.D if tr.iteration >= t.gan_start else None  # built only when gan_weight > 0
-        tr.opt_G.set_lr(t.lr_at(tr.iteration))
+        tr.opt_G.set_lr(t.lr_at(tr.iteration, self.spent()))
         losses, fake = generator_step(tr.G, tr.opt_G, b, t, tr.runtime, tr.iteration, tr.vgg, D)
         if D is not None:
             losses.update(discriminator_step(D, tr.opt_D, b, fake, t, tr.runtime, tr.iteration))
@@ -467,9 +473,11 @@ class _Loop:
         self.bar.set_postfix({"it": tr.iteration, "it/s": f"{rate:.2f}", **{k: f"{v:.3f}" for k, v in losses.items()}})
         for k, v in losses.items():
             self.writer.add_scalar(f"loss/{k}", v, tr.iteration)
+        lr = tr.opt_G.opt.param_groups[0]["lr"]
         self.writer.add_scalar("speed/it_per_s", rate, tr.iteration)
+        self.writer.add_scalar("lr/generator", lr, tr.iteration)
         self.log_file.write(json.dumps({"iteration": tr.iteration, "elapsed_s": round(tr.elapsed, 2),
-                                        "it_per_s": round(rate, 3), **losses}) + "\n")
+                                        "it_per_s": round(rate, 3), "lr": lr, **losses}) + "\n")
         self.log_file.flush()
 
     def finish(self) -> TrainSummary:
