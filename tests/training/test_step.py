@@ -91,7 +91,7 @@ def test_the_gan_phase_can_take_its_own_learning_rate():
     assert opt.opt.param_groups[0]["lr"] == 4e-3
 
 
-def test_the_learning_rate_falls_over_the_budget_s_tail():
+def test_the_learning_rate_falls_over_the_last_part_of_the_budget():
     from styleavatar.config import TrainConfig
 
     t = TrainConfig(lr=8e-3, gan_lr=2e-3, gan_start=100, lr_tail=0.25, lr_tail_floor=0.1)
