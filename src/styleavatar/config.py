@@ -547,7 +547,7 @@ against 24.38 dB, LPIPS 0.073 in 753 of 4 (BENCHMARKS.md, "the demo on a slow AV
 its perceptual loss 0.08, twice the paper's per-iteration weight: on the Zen 1 the hour gave 27.46 dB, SSIM 0.873,
 LPIPS 0.089 against 27.70, 0.873, 0.097 at 0.04, and LPIPS was 0.01-0.02 lower at 15, 30 and 45 minutes too. Its
 learning rate falls over the last 0.3 of the budget along a half cosine to a tenth (``lr_tail``): 15 minutes gave
-25.35-25.42 dB (three seeds) against 25.00 and 25.02 without the fall, and the hour 27.52 dB, SSIM 0.874, LPIPS
-0.088; a fall over half the budget gave less at 15 minutes (BENCHMARKS.md, "the perceptual loss at twice the
+25.20-25.42 dB (four seeds, two days) against 25.00 and 25.02 without the fall, and the hour 27.52 dB, SSIM 0.874,
+LPIPS 0.088; a fall over half the budget gave less at 15 minutes (BENCHMARKS.md, "the perceptual loss at twice the
 weight, and the rate's fall at the end", "the `cpu` preset for an hour with the rate's fall"). ``small`` keeps 0.02
 and a constant rate (not measured)."""
