@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from styleavatar.config import TRAIN_PRESETS, parse_ema_ramp, parse_fraction, parse_vgg_crop
+from styleavatar.config import TRAIN_PRESETS, TrainConfig, parse_ema_ramp, parse_fraction, parse_vgg_crop
 from styleavatar.errors import UserError
 from styleavatar.runtime import Runtime
 from styleavatar.training.step import Optimiser, adamw, loss_values, update_ema
@@ -79,8 +79,6 @@ def test_fp16_loss_scale_survives_a_checkpoint():
 
 
 def test_the_gan_phase_can_take_its_own_learning_rate():
-    from styleavatar.config import TrainConfig
-
     t = TrainConfig(lr=4e-3, gan_lr=2e-3, gan_start=100)
     assert [t.lr_at(i) for i in (0, 99, 100, 5000)] == [4e-3, 4e-3, 2e-3, 2e-3]
     assert TrainConfig(lr=3e-3, gan_start=100).lr_at(5000) == 3e-3  # no gan_lr: one rate throughout
@@ -92,8 +90,6 @@ def test_the_gan_phase_can_take_its_own_learning_rate():
 
 
 def test_the_learning_rate_falls_over_the_last_part_of_the_budget():
-    from styleavatar.config import TrainConfig
-
     t = TrainConfig(lr=8e-3, gan_lr=2e-3, gan_start=100, lr_tail=0.25, lr_tail_floor=0.1)
     assert [t.lr_at(0, s) for s in (0.0, 0.5, 0.75)] == [8e-3] * 3  # constant until the last quarter
     assert t.lr_at(0, 0.875) == pytest.approx(8e-3 * 0.55)  # half-way down the half cosine

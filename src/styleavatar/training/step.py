@@ -54,6 +54,11 @@ class Optimiser:
         for group in self.opt.param_groups:
             group["lr"] = lr
 
+    @property
+    def lr(self) -> float:
+        """The learning rate the next step uses (see :meth:`set_lr`)."""
+        return self.opt.param_groups[0]["lr"]
+
     def step(self, loss: torch.Tensor) -> None:
         """Backward, average across processes, clip, step."""
         self.opt.zero_grad(set_to_none=True)

@@ -473,7 +473,7 @@ class _Loop:
         self.bar.set_postfix({"it": tr.iteration, "it/s": f"{rate:.2f}", **{k: f"{v:.3f}" for k, v in losses.items()}})
         for k, v in losses.items():
             self.writer.add_scalar(f"loss/{k}", v, tr.iteration)
-        lr = tr.opt_G.opt.param_groups[0]["lr"]
+        lr = tr.opt_G.lr
         self.writer.add_scalar("speed/it_per_s", rate, tr.iteration)
         self.writer.add_scalar("lr/generator", lr, tr.iteration)
         self.log_file.write(json.dumps({"iteration": tr.iteration, "elapsed_s": round(tr.elapsed, 2),
