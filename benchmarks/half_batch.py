@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> str:
              f"{machine()}. The `{args.preset}` preset's generator step with its optimiser (synthetic frames of the "
              f"real shapes, contiguous layout) per step over cycles of its perceptual-loss interval, both batches in "
              f"turn within each round, medians of {args.rounds} rounds; then the start-up probe's figure (forward and "
-             f"backward, the perceptual loss every step, best of 2) and its choice at `half_batch_below` "
+             f"backward, the perceptual loss every step, the median of 5 rounds' ratios) and its choice at "
+             f"`half_batch_below` "
              f"{threshold:g}.", "",
              "| precision | batch | ms per step | frames/s | x the full batch's step | probe | probe's choice |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
